@@ -1,0 +1,486 @@
+// The file medium: a backing file (layout in file_medium_format.h) driven
+// through one io_uring. Batches of slots are sorted, adjacent slots are
+// coalesced into vectored I/Os, and a whole batch is queued before waiting.
+#include <fcntl.h>
+#include <liburing.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "flash_sim/file_medium_format.h"
+#include "flash_sim/medium_internal.h"
+
+namespace pstorage::flash {
+namespace {
+
+namespace ff = file_format;
+
+constexpr unsigned kRingDepth = 128;        // I/Os in flight at once
+constexpr uint32_t kMaxIovecsPerIo = 256;   // slots coalesced into one I/O
+
+Status ErrnoStatus(const std::string& what, int error) {
+  return Status::IoError(what + ": " + std::strerror(error));
+}
+
+// One vectored transfer: a run of adjacent slots, or one metadata region.
+struct Transfer {
+  uint64_t offset = 0;           // file offset of the next byte to move
+  uint64_t remaining_bytes = 0;  // bytes not yet moved
+  iovec* iov = nullptr;          // iovecs not yet fully moved (advanced in place)
+  uint32_t iov_count = 0;
+  uint32_t first = 0;            // slot runs: position of the first slot in the plan
+  uint32_t slot_count = 0;       // slot runs: how many slots
+  int error = 0;                 // positive errno once failed
+};
+
+// Owns the io_uring. Not thread-safe: the medium serializes callers.
+class Ring {
+ public:
+  Ring() = default;
+  Ring(const Ring&) = delete;
+  Ring& operator=(const Ring&) = delete;
+  ~Ring() {
+    if (initialized_) io_uring_queue_exit(&ring_);
+  }
+
+  Status Init() {
+    const int ret = io_uring_queue_init(kRingDepth, &ring_, 0);
+    if (ret < 0) return ErrnoStatus("io_uring_queue_init", -ret);
+    initialized_ = true;
+    return Status::Ok();
+  }
+
+  // Moves every transfer completely or sets its `error`. A short transfer is
+  // requeued for its remainder. Non-OK only when the ring itself failed.
+  Status Run(int fd, bool write, std::span<Transfer> transfers) {
+    if (broken_) return FailAll(transfers);
+    queue_.clear();
+    for (uint32_t i = 0; i < transfers.size(); i++) queue_.push_back(i);
+    size_t next = 0;
+    unsigned in_flight = 0;
+    while (next < queue_.size() || in_flight > 0) {
+      for (; in_flight < kRingDepth && next < queue_.size(); next++, in_flight++) {
+        Prep(fd, write, transfers[queue_[next]], queue_[next]);
+      }
+      const int ret = io_uring_submit_and_wait(&ring_, 1);
+      if (ret == -EINTR) continue;  // the wait was interrupted; submission stands
+      if (ret < 0) {
+        // The kernel may still own queued requests, so the ring is unusable.
+        broken_ = true;
+        return FailAll(transfers);
+      }
+      in_flight -= Reap(transfers);
+    }
+    return Status::Ok();
+  }
+
+ private:
+  void Prep(int fd, bool write, const Transfer& t, uint32_t index) {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    // Invariant: at most kRingDepth prepared and unreaped, and the SQ has kRingDepth entries.
+    assert(sqe != nullptr);
+    if (write) {
+      io_uring_prep_writev(sqe, fd, t.iov, t.iov_count, t.offset);
+    } else {
+      io_uring_prep_readv(sqe, fd, t.iov, t.iov_count, t.offset);
+    }
+    io_uring_sqe_set_data64(sqe, index);
+  }
+
+  unsigned Reap(std::span<Transfer> transfers) {
+    unsigned head;
+    unsigned count = 0;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      const auto index = static_cast<uint32_t>(io_uring_cqe_get_data64(cqe));
+      Complete(transfers[index], index, cqe->res);
+      count++;
+    }
+    io_uring_cq_advance(&ring_, count);
+    return count;
+  }
+
+  void Complete(Transfer& t, uint32_t index, int res) {
+    if (res < 0) {
+      t.error = -res;
+    } else if (res == 0) {
+      t.error = EIO;  // end of file inside the medium: the file shrank under us
+    } else {
+      Advance(t, static_cast<uint64_t>(res));
+      if (t.remaining_bytes > 0) queue_.push_back(index);  // short: move the rest
+    }
+  }
+
+  static void Advance(Transfer& t, uint64_t moved) {
+    assert(moved <= t.remaining_bytes);
+    t.offset += moved;
+    t.remaining_bytes -= moved;
+    while (moved > 0) {
+      if (moved >= t.iov->iov_len) {
+        moved -= t.iov->iov_len;
+        t.iov++;
+        t.iov_count--;
+      } else {
+        t.iov->iov_base = static_cast<uint8_t*>(t.iov->iov_base) + moved;
+        t.iov->iov_len -= moved;
+        moved = 0;
+      }
+    }
+  }
+
+  static Status FailAll(std::span<Transfer> transfers) {
+    for (Transfer& t : transfers) {
+      if (t.remaining_bytes > 0 && t.error == 0) t.error = EIO;
+    }
+    return Status::IoError("io_uring submission failed");
+  }
+
+  io_uring ring_{};
+  bool initialized_ = false;
+  bool broken_ = false;
+  std::vector<uint32_t> queue_;  // transfers to (re)submit; capacity reused
+};
+
+class UringMedium final : public internal::RestorableMedium {
+ public:
+  UringMedium(const MediumGeometry& geometry, int fd, bool direct_io)
+      : geometry_(geometry),
+        slots_base_(ff::SlotsBase(geometry.block_count)),
+        fd_(fd),
+        direct_io_(direct_io),
+        blocks_(geometry.block_count),
+        meta_(internal::NewAlignedBuffer(ff::kRegionAlignBytes)) {}
+  ~UringMedium() override { close(fd_); }
+
+  bool direct_io() const { return direct_io_; }
+  Status Init() { return ring_.Init(); }
+  Status Create(uint64_t file_bytes);
+  Status Load(const std::string& path, uint64_t file_bytes);
+
+  const MediumGeometry& geometry() const override { return geometry_; }
+  Status Program(std::span<SlotIo> ios) override { return RunBatch(ios, /*write=*/true); }
+  Status Read(std::span<SlotIo> ios) override { return RunBatch(ios, /*write=*/false); }
+  Status Erase(uint32_t block) override;
+  Status Retire(uint32_t block) override;
+  std::vector<BlockInfo> Blocks() const override {
+    std::lock_guard lock(mu_);
+    return blocks_;
+  }
+  Status ReadLabel(std::span<uint8_t, kPageBytes> out) override;
+  Status WriteLabel(std::span<const uint8_t, kPageBytes> label) override;
+  Status Sync() override;
+  Status RestoreBlockInfo(uint32_t block, const BlockInfo& info) override;
+
+ private:
+  Status RunBatch(std::span<SlotIo> ios, bool write);
+  int SlotError(const SlotIo& io, bool write) const;
+  void Plan(std::span<SlotIo> ios, bool write);
+  void DropSupersededWrites(std::span<const SlotIo> ios);
+  int MetaIo(bool write, uint64_t offset, uint8_t* buf, uint64_t bytes);
+  int MetaIoWithFallback(bool write, uint64_t offset, uint8_t* buf, uint64_t bytes);
+  Status SetBlockInfo(uint32_t block, const BlockInfo& info);
+  Status CheckBlock(uint32_t block, const char* what) const;
+  Status LoadBlockTable();
+
+  const MediumGeometry geometry_;
+  const uint64_t slots_base_;
+  const int fd_;
+  bool direct_io_;  // cleared only while opening, before the medium is shared
+
+  // Held across every I/O: the ring has one submitter, and the scratch
+  // arrays below are reused by each batch (no allocation once warm).
+  mutable std::mutex mu_;
+  Ring ring_;                          // guarded by mu_
+  std::vector<BlockInfo> blocks_;      // guarded by mu_; mirrors the block table
+  internal::AlignedBuffer meta_;       // guarded by mu_; header/label/table I/O
+  std::vector<uint32_t> order_;        // guarded by mu_; slot positions, sorted by slot
+  std::vector<iovec> iovecs_;          // guarded by mu_; parallel to order_
+  std::vector<Transfer> runs_;         // guarded by mu_
+};
+
+Status UringMedium::RunBatch(std::span<SlotIo> ios, bool write) {
+  std::lock_guard lock(mu_);
+  Status status;
+  for (SlotIo& io : ios) {
+    io.error = SlotError(io, write);
+    if (io.error != 0 && status.ok()) {
+      status = Status::InvalidArgument("slot " + std::to_string(io.slot) + " cannot be " +
+                                       (write ? "programmed" : "read"));
+    }
+  }
+  Plan(ios, write);
+  (void)ring_.Run(fd_, write, runs_);  // failures are reported per transfer
+  for (const Transfer& run : runs_) {
+    if (run.error == 0) continue;
+    for (uint32_t i = run.first; i < run.first + run.slot_count; i++) {
+      ios[order_[i]].error = run.error;
+    }
+    if (status.ok()) {
+      status = ErrnoStatus(std::string(write ? "program" : "read") + " of slot " +
+                               std::to_string(ios[order_[run.first]].slot),
+                           run.error);
+    }
+  }
+  return status;
+}
+
+int UringMedium::SlotError(const SlotIo& io, bool write) const {
+  if (io.slot >= geometry_.slot_count() || io.buf == nullptr) return EINVAL;
+  if (reinterpret_cast<uintptr_t>(io.buf) % kSlotAlignBytes != 0) return EINVAL;
+  if (write && blocks_[io.slot / geometry_.pages_per_block].retired) return EINVAL;
+  return 0;
+}
+
+// Fills order_ with the valid slots sorted by slot, iovecs_ in that order,
+// and runs_ with one transfer per run of adjacent slots.
+void UringMedium::Plan(std::span<SlotIo> ios, bool write) {
+  order_.clear();
+  for (uint32_t i = 0; i < ios.size(); i++) {
+    if (ios[i].error == 0) order_.push_back(i);
+  }
+  // Ties keep caller order, so the last write of a slot is the one kept.
+  std::sort(order_.begin(), order_.end(), [&](uint32_t a, uint32_t b) {
+    return ios[a].slot != ios[b].slot ? ios[a].slot < ios[b].slot : a < b;
+  });
+  if (write) DropSupersededWrites(ios);
+  iovecs_.resize(order_.size());
+  runs_.clear();
+  for (uint32_t i = 0; i < order_.size(); i++) {
+    const SlotIo& io = ios[order_[i]];
+    iovecs_[i] = {io.buf, kSlotBytes};
+    const bool extends = !runs_.empty() && runs_.back().slot_count < kMaxIovecsPerIo &&
+                         ios[order_[i - 1]].slot + 1 == io.slot;
+    if (!extends) {
+      runs_.push_back({.offset = slots_base_ + io.slot * kSlotBytes, .first = i});
+    }
+    runs_.back().remaining_bytes += kSlotBytes;
+    runs_.back().iov_count++;
+    runs_.back().slot_count++;
+  }
+  for (Transfer& run : runs_) run.iov = &iovecs_[run.first];  // iovecs_ is final now
+}
+
+// A slot programmed twice in one batch keeps its last write, as if the
+// batch ran in caller order; the earlier write counts as done.
+void UringMedium::DropSupersededWrites(std::span<const SlotIo> ios) {
+  size_t kept = 0;
+  for (size_t i = 0; i < order_.size(); i++) {
+    const bool superseded = i + 1 < order_.size() && ios[order_[i]].slot == ios[order_[i + 1]].slot;
+    if (!superseded) order_[kept++] = order_[i];
+  }
+  order_.resize(kept);
+}
+
+// Returns 0 or a positive errno. The caller holds mu_ (or is opening).
+int UringMedium::MetaIo(bool write, uint64_t offset, uint8_t* buf, uint64_t bytes) {
+  iovec iov{buf, bytes};
+  Transfer t{.offset = offset, .remaining_bytes = bytes, .iov = &iov, .iov_count = 1};
+  (void)ring_.Run(fd_, write, std::span(&t, 1));
+  return t.error;
+}
+
+// Where the file system refuses O_DIRECT transfers with EINVAL (it may
+// accept the open and refuse only the I/O), drops to buffered I/O for good.
+int UringMedium::MetaIoWithFallback(bool write, uint64_t offset, uint8_t* buf,
+                                    uint64_t bytes) {
+  int error = MetaIo(write, offset, buf, bytes);
+  if (error != EINVAL || !direct_io_) return error;
+  const int flags = fcntl(fd_, F_GETFL);
+  if (flags < 0 || fcntl(fd_, F_SETFL, flags & ~O_DIRECT) < 0) return errno;
+  direct_io_ = false;
+  return MetaIo(write, offset, buf, bytes);
+}
+
+// A new file: sized first (which zeroes label and block table), header last,
+// so a valid header always means a fully formatted file.
+Status UringMedium::Create(uint64_t file_bytes) {
+  if (ftruncate(fd_, static_cast<off_t>(file_bytes)) != 0) {
+    return ErrnoStatus("ftruncate", errno);
+  }
+  ff::EncodeHeader(geometry_, meta_.get());
+  const int error = MetaIoWithFallback(true, ff::kHeaderOffset, meta_.get(), ff::kHeaderBytes);
+  if (error != 0) return ErrnoStatus("write medium header", error);
+  if (fdatasync(fd_) != 0) return ErrnoStatus("fdatasync", errno);
+  return Status::Ok();
+}
+
+Status UringMedium::Load(const std::string& path, uint64_t file_bytes) {
+  int error = MetaIoWithFallback(false, ff::kHeaderOffset, meta_.get(), ff::kHeaderBytes);
+  if (error != 0) return ErrnoStatus("read medium header", error);
+  Result<MediumGeometry> found = ff::DecodeHeader(meta_.get());
+  if (!found.ok()) return found.status();
+  if (found->pages_per_block != geometry_.pages_per_block ||
+      found->block_count != geometry_.block_count) {
+    return Status::InvalidArgument(path + " has geometry " + ff::GeometryString(*found) +
+                                   ", asked for " + ff::GeometryString(geometry_));
+  }
+  if (file_bytes < ff::FileBytes(geometry_)) {
+    return Status::Corruption(path + " is truncated: " + std::to_string(file_bytes) +
+                              " bytes, expected " + std::to_string(ff::FileBytes(geometry_)));
+  }
+  PS_RETURN_IF_ERROR(LoadBlockTable());
+  // Rewriting the header unchanged is the first direct write, which is where
+  // some file systems refuse O_DIRECT.
+  error = MetaIoWithFallback(true, ff::kHeaderOffset, meta_.get(), ff::kHeaderBytes);
+  if (error != 0) return ErrnoStatus("rewrite medium header", error);
+  return Status::Ok();
+}
+
+Status UringMedium::LoadBlockTable() {
+  const uint64_t bytes = ff::BlockTableBytes(geometry_.block_count);
+  internal::AlignedBuffer table = internal::NewAlignedBuffer(bytes);
+  const int error = MetaIo(false, ff::kBlockTableOffset, table.get(), bytes);
+  if (error != 0) return ErrnoStatus("read block table", error);
+  for (uint32_t b = 0; b < geometry_.block_count; b++) {
+    Result<BlockInfo> info = ff::DecodeBlockEntry(table.get() + uint64_t{b} * ff::kBlockEntryBytes);
+    if (!info.ok()) return Status::Corruption("block " + std::to_string(b) + ": " +
+                                              info.status().message());
+    blocks_[b] = *info;
+  }
+  return Status::Ok();
+}
+
+Status UringMedium::CheckBlock(uint32_t block, const char* what) const {
+  if (block >= geometry_.block_count) {
+    return Status::InvalidArgument(std::string("cannot ") + what + " block " +
+                                   std::to_string(block) + ": only " +
+                                   std::to_string(geometry_.block_count) + " blocks");
+  }
+  return Status::Ok();
+}
+
+// Updates one entry and writes the aligned 4096-byte chunk holding it. The
+// caller holds mu_. On failure the in-memory table keeps the old entry.
+Status UringMedium::SetBlockInfo(uint32_t block, const BlockInfo& info) {
+  const BlockInfo old = blocks_[block];
+  blocks_[block] = info;
+  const uint32_t first = block / ff::kBlocksPerChunk * ff::kBlocksPerChunk;
+  const uint32_t end = std::min(first + ff::kBlocksPerChunk, geometry_.block_count);
+  std::memset(meta_.get(), 0, ff::kRegionAlignBytes);
+  for (uint32_t b = first; b < end; b++) {
+    ff::EncodeBlockEntry(blocks_[b], meta_.get() + (b - first) * ff::kBlockEntryBytes);
+  }
+  const uint64_t offset = ff::kBlockTableOffset + uint64_t{first} * ff::kBlockEntryBytes;
+  const int error = MetaIo(true, offset, meta_.get(), ff::kRegionAlignBytes);
+  if (error == 0) return Status::Ok();
+  blocks_[block] = old;
+  return ErrnoStatus("write block table entry " + std::to_string(block), error);
+}
+
+Status UringMedium::Erase(uint32_t block) {
+  std::lock_guard lock(mu_);
+  PS_RETURN_IF_ERROR(CheckBlock(block, "erase"));
+  if (blocks_[block].retired) {
+    return Status::InvalidArgument("cannot erase retired block " + std::to_string(block));
+  }
+  BlockInfo info = blocks_[block];
+  info.erase_count++;
+  return SetBlockInfo(block, info);
+}
+
+Status UringMedium::Retire(uint32_t block) {
+  std::lock_guard lock(mu_);
+  PS_RETURN_IF_ERROR(CheckBlock(block, "retire"));
+  BlockInfo info = blocks_[block];
+  info.retired = true;
+  return SetBlockInfo(block, info);
+}
+
+Status UringMedium::RestoreBlockInfo(uint32_t block, const BlockInfo& info) {
+  std::lock_guard lock(mu_);
+  PS_RETURN_IF_ERROR(CheckBlock(block, "restore"));
+  return SetBlockInfo(block, info);
+}
+
+Status UringMedium::ReadLabel(std::span<uint8_t, kPageBytes> out) {
+  std::lock_guard lock(mu_);
+  const int error = MetaIo(false, ff::kLabelOffset, meta_.get(), kPageBytes);
+  if (error != 0) return ErrnoStatus("read label", error);
+  std::memcpy(out.data(), meta_.get(), kPageBytes);
+  return Status::Ok();
+}
+
+Status UringMedium::WriteLabel(std::span<const uint8_t, kPageBytes> label) {
+  std::lock_guard lock(mu_);
+  std::memcpy(meta_.get(), label.data(), kPageBytes);
+  const int error = MetaIo(true, ff::kLabelOffset, meta_.get(), kPageBytes);
+  if (error != 0) return ErrnoStatus("write label", error);
+  return Status::Ok();
+}
+
+// No lock: fdatasync covers every write that completed before the call, and
+// the file's size never changes after creation, so data sync suffices.
+Status UringMedium::Sync() {
+  if (fdatasync(fd_) != 0) return ErrnoStatus("fdatasync", errno);
+  return Status::Ok();
+}
+
+// Opens with O_DIRECT when asked and allowed; *direct says which it got.
+int OpenBackingFile(const std::string& path, bool* direct) {
+  constexpr int kFlags = O_RDWR | O_CREAT | O_CLOEXEC;
+  if (*direct) {
+    const int fd = open(path.c_str(), kFlags | O_DIRECT, 0644);
+    if (fd >= 0 || errno != EINVAL) return fd;
+    *direct = false;
+  }
+  return open(path.c_str(), kFlags, 0644);
+}
+
+}  // namespace
+
+namespace internal {
+
+Result<std::unique_ptr<Medium>> OpenFileMedium(const std::string& path,
+                                               const MediumGeometry& geometry,
+                                               const FileMediumOptions& options,
+                                               FileMediumInfo* info) {
+  if (!ff::GeometryValid(geometry)) {
+    return Status::InvalidArgument("invalid medium geometry " + ff::GeometryString(geometry));
+  }
+  bool direct = options.try_direct_io;
+  const int fd = OpenBackingFile(path, &direct);
+  if (fd < 0) return ErrnoStatus("open " + path, errno);
+  auto medium = std::make_unique<UringMedium>(geometry, fd, direct);  // owns fd now
+  struct stat st;
+  if (fstat(fd, &st) != 0) return ErrnoStatus("fstat " + path, errno);
+  PS_RETURN_IF_ERROR(medium->Init());
+  const auto file_bytes = static_cast<uint64_t>(st.st_size);
+  PS_RETURN_IF_ERROR(file_bytes == 0 ? medium->Create(ff::FileBytes(geometry))
+                                     : medium->Load(path, file_bytes));
+  if (info != nullptr) info->direct_io = medium->direct_io();
+  return std::unique_ptr<Medium>(std::move(medium));
+}
+
+}  // namespace internal
+
+Result<std::unique_ptr<Medium>> OpenFileMedium(const std::string& path,
+                                               const MediumGeometry& geometry,
+                                               FileMediumInfo* info) {
+  return internal::OpenFileMedium(path, geometry, internal::FileMediumOptions{}, info);
+}
+
+Result<MediumGeometry> ReadFileMediumGeometry(const std::string& path) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return Status::NotFound(path + " does not exist");
+    return ErrnoStatus("open " + path, errno);
+  }
+  uint8_t header[ff::kHeaderBytes];
+  const ssize_t n = pread(fd, header, sizeof(header), ff::kHeaderOffset);
+  const int error = errno;
+  close(fd);
+  if (n < 0) return ErrnoStatus("read " + path, error);
+  if (n != static_cast<ssize_t>(sizeof(header))) {
+    return Status::Corruption(path + " is too short for a medium header");
+  }
+  return ff::DecodeHeader(header);
+}
+
+}  // namespace pstorage::flash

@@ -1,0 +1,613 @@
+// Tests of the Medium implementations. The shared suite runs against every
+// backend; then file-medium and FaultyMedium specifics, including a power
+// loss oracle over many seeds.
+#include <fcntl.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <bit>
+#include <filesystem>
+#include <functional>
+#include <iostream>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "flash_sim/file_medium_format.h"
+#include "flash_sim/flash.h"
+#include "flash_sim/medium_internal.h"
+#include "gtest/gtest.h"
+
+namespace pstorage::flash {
+namespace {
+
+using internal::AlignedBuffer;
+using internal::NewAlignedBuffer;
+using Bytes = std::vector<uint8_t>;
+
+constexpr MediumGeometry kGeometry{.pages_per_block = 8, .block_count = 16};
+constexpr uint64_t kEXT4Magic = 0xEF53;
+
+// Seeds come from PSTORAGE_TEST_SEED when set, so a failure can be replayed.
+uint64_t TestSeed() {
+  static const uint64_t seed = [] {
+    const char* env = std::getenv("PSTORAGE_TEST_SEED");
+    const uint64_t s = env != nullptr ? std::strtoull(env, nullptr, 0) : 0x5eed;
+    std::cout << "PSTORAGE_TEST_SEED=" << s << "\n";
+    return s;
+  }();
+  return seed;
+}
+
+// Backing files live on disk under /var/tmp (not /tmp, which may be tmpfs
+// elsewhere) unless PSTORAGE_TEST_DIR says otherwise; buffered ones on tmpfs.
+std::filesystem::path NewTestDir(const char* root) {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string name = std::string(info->test_suite_name()) + "." + info->name();
+  for (char& c : name) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+  std::filesystem::path dir = std::filesystem::path(root) /
+                              ("pstorage_medium_test." + std::to_string(getpid())) / name;
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+const char* DiskRoot() {
+  const char* env = std::getenv("PSTORAGE_TEST_DIR");
+  return env != nullptr ? env : "/var/tmp";
+}
+
+Bytes RandomBytes(std::mt19937_64& rng, size_t n) {
+  Bytes b(n);
+  for (auto& x : b) x = static_cast<uint8_t>(rng());
+  return b;
+}
+
+AlignedBuffer SlotBuffer(const Bytes& content) {
+  AlignedBuffer buf = NewAlignedBuffer(kSlotBytes);
+  std::memcpy(buf.get(), content.data(), kSlotBytes);
+  return buf;
+}
+
+// Reads one slot; returns its bytes (empty on error).
+Bytes ReadSlot(Medium* m, uint64_t slot) {
+  AlignedBuffer buf = NewAlignedBuffer(kSlotBytes);
+  SlotIo io{.slot = slot, .buf = buf.get()};
+  if (!m->Read(std::span(&io, 1)).ok()) return {};
+  return Bytes(buf.get(), buf.get() + kSlotBytes);
+}
+
+Status ProgramSlot(Medium* m, uint64_t slot, const Bytes& content) {
+  AlignedBuffer buf = SlotBuffer(content);
+  SlotIo io{.slot = slot, .buf = buf.get()};
+  return m->Program(std::span(&io, 1));
+}
+
+std::array<uint8_t, kPageBytes> ReadLabel(Medium* m) {
+  std::array<uint8_t, kPageBytes> label{};
+  EXPECT_TRUE(m->ReadLabel(label).ok());
+  return label;
+}
+
+enum class Backend { kMemory, kFileDirect, kFileBuffered, kFaultyMemory };
+
+std::string BackendName(const ::testing::TestParamInfo<Backend>& info) {
+  switch (info.param) {
+    case Backend::kMemory: return "Memory";
+    case Backend::kFileDirect: return "FileDirect";
+    case Backend::kFileBuffered: return "FileBuffered";
+    case Backend::kFaultyMemory: return "FaultyMemory";
+  }
+  return "Unknown";
+}
+
+class MediumTest : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    rng_.seed(TestSeed());
+    if (GetParam() == Backend::kFileDirect) dir_ = NewTestDir(DiskRoot());
+    if (GetParam() == Backend::kFileBuffered) dir_ = NewTestDir("/dev/shm");
+    medium_ = Open(kGeometry);
+    ASSERT_NE(medium_, nullptr);
+  }
+  void TearDown() override {
+    medium_.reset();
+    base_.reset();
+    if (!dir_.empty()) std::filesystem::remove_all(dir_.parent_path());
+  }
+
+  bool is_file() const {
+    return GetParam() == Backend::kFileDirect || GetParam() == Backend::kFileBuffered;
+  }
+
+  std::unique_ptr<Medium> Open(const MediumGeometry& g) {
+    switch (GetParam()) {
+      case Backend::kMemory: return NewMemoryMedium(g);
+      case Backend::kFaultyMemory:
+        base_ = NewMemoryMedium(g);
+        return std::make_unique<FaultyMedium>(base_.get(), FaultOptions{});
+      case Backend::kFileDirect:
+      case Backend::kFileBuffered: {
+        internal::FileMediumOptions options;
+        options.try_direct_io = GetParam() == Backend::kFileDirect;
+        auto r = internal::OpenFileMedium(path(), g, options, &info_);
+        EXPECT_TRUE(r.ok()) << r.status().ToString();
+        return r.ok() ? std::move(r).value() : nullptr;
+      }
+    }
+    return nullptr;
+  }
+
+  std::string path() const { return (dir_ / "medium").string(); }
+
+  std::mt19937_64 rng_;
+  std::filesystem::path dir_;
+  FileMediumInfo info_;
+  std::unique_ptr<Medium> base_;
+  std::unique_ptr<Medium> medium_;
+};
+
+INSTANTIATE_TEST_SUITE_P(AllMedia, MediumTest,
+                         ::testing::Values(Backend::kMemory, Backend::kFileDirect,
+                                           Backend::kFileBuffered, Backend::kFaultyMemory),
+                         BackendName);
+
+TEST_P(MediumTest, ProgramThenReadRandomSlotsInOneBatch) {
+  std::vector<uint64_t> slots(kGeometry.slot_count());
+  for (uint64_t i = 0; i < slots.size(); i++) slots[i] = i;
+  std::shuffle(slots.begin(), slots.end(), rng_);
+  slots.resize(slots.size() * 3 / 4);  // gaps and runs of adjacent slots
+  std::vector<Bytes> contents;
+  std::vector<AlignedBuffer> bufs;
+  std::vector<SlotIo> ios;
+  for (uint64_t slot : slots) {
+    contents.push_back(RandomBytes(rng_, kSlotBytes));
+    bufs.push_back(SlotBuffer(contents.back()));
+    ios.push_back({.slot = slot, .buf = bufs.back().get(), .error = -1});
+  }
+  ASSERT_TRUE(medium_->Program(ios).ok());
+  for (const SlotIo& io : ios) EXPECT_EQ(io.error, 0);
+
+  std::reverse(ios.begin(), ios.end());  // read back in another order
+  for (SlotIo& io : ios) std::memset(io.buf, 0xAA, kSlotBytes);
+  ASSERT_TRUE(medium_->Read(ios).ok());
+  for (size_t i = 0; i < slots.size(); i++) {
+    EXPECT_EQ(0, std::memcmp(bufs[i].get(), contents[i].data(), kSlotBytes)) << slots[i];
+  }
+}
+
+// More adjacent slots than one I/O takes, and more runs than the ring holds.
+TEST_P(MediumTest, LargeBatchesSplitIntoManyIos) {
+  const MediumGeometry big{.pages_per_block = 64, .block_count = 16};  // 1024 slots
+  medium_.reset();
+  if (is_file()) std::filesystem::remove(path());
+  medium_ = Open(big);
+  ASSERT_NE(medium_, nullptr);
+  std::vector<AlignedBuffer> bufs;
+  std::vector<SlotIo> all;
+  for (uint64_t slot = 0; slot < big.slot_count(); slot++) {
+    bufs.push_back(SlotBuffer(Bytes(kSlotBytes, static_cast<uint8_t>(slot * 7 + 1))));
+    all.push_back({.slot = slot, .buf = bufs.back().get()});
+  }
+  ASSERT_TRUE(medium_->Program(all).ok());
+  std::vector<SlotIo> every_other;
+  for (uint64_t slot = 0; slot < big.slot_count(); slot += 2) every_other.push_back(all[slot]);
+  for (SlotIo& io : every_other) std::memset(io.buf, 0, kSlotBytes);
+  ASSERT_TRUE(medium_->Read(every_other).ok());
+  for (const SlotIo& io : every_other) {
+    ASSERT_EQ(io.buf[0], static_cast<uint8_t>(io.slot * 7 + 1));
+    ASSERT_EQ(io.buf[kSlotBytes - 1], static_cast<uint8_t>(io.slot * 7 + 1));
+  }
+}
+
+TEST_P(MediumTest, UnwrittenSlotsAndLabelReadAsZeros) {
+  EXPECT_EQ(ReadSlot(medium_.get(), 0), Bytes(kSlotBytes, 0));
+  EXPECT_EQ(ReadSlot(medium_.get(), kGeometry.slot_count() - 1), Bytes(kSlotBytes, 0));
+  EXPECT_EQ(ReadLabel(medium_.get()), (std::array<uint8_t, kPageBytes>{}));
+  for (const BlockInfo& b : medium_->Blocks()) {
+    EXPECT_EQ(b.erase_count, 0u);
+    EXPECT_FALSE(b.retired);
+  }
+}
+
+TEST_P(MediumTest, SlotProgrammedTwiceInABatchKeepsTheLastWrite) {
+  const Bytes first(kSlotBytes, 1), second(kSlotBytes, 2);
+  AlignedBuffer a = SlotBuffer(first), b = SlotBuffer(second);
+  std::vector<SlotIo> ios = {{.slot = 5, .buf = a.get()}, {.slot = 5, .buf = b.get()}};
+  ASSERT_TRUE(medium_->Program(ios).ok());
+  EXPECT_EQ(ReadSlot(medium_.get(), 5), second);
+}
+
+TEST_P(MediumTest, EraseIncrementsTheEraseCount) {
+  ASSERT_TRUE(medium_->Erase(3).ok());
+  ASSERT_TRUE(medium_->Erase(3).ok());
+  ASSERT_TRUE(medium_->Erase(15).ok());
+  const std::vector<BlockInfo> blocks = medium_->Blocks();
+  ASSERT_EQ(blocks.size(), kGeometry.block_count);
+  EXPECT_EQ(blocks[3].erase_count, 2u);
+  EXPECT_EQ(blocks[15].erase_count, 1u);
+  EXPECT_EQ(blocks[0].erase_count, 0u);
+}
+
+TEST_P(MediumTest, RetiredBlockRefusesEraseAndProgramButStaysReadable) {
+  ASSERT_TRUE(ProgramSlot(medium_.get(), 2 * kGeometry.pages_per_block, Bytes(kSlotBytes, 9)).ok());
+  ASSERT_TRUE(medium_->Retire(2).ok());
+  EXPECT_TRUE(medium_->Blocks()[2].retired);
+  EXPECT_EQ(medium_->Erase(2).code(), Code::kInvalidArgument);
+  AlignedBuffer buf = SlotBuffer(Bytes(kSlotBytes, 1));
+  SlotIo io{.slot = 2 * kGeometry.pages_per_block + 1, .buf = buf.get()};
+  EXPECT_EQ(medium_->Program(std::span(&io, 1)).code(), Code::kInvalidArgument);
+  EXPECT_EQ(io.error, EINVAL);
+  EXPECT_EQ(ReadSlot(medium_.get(), 2 * kGeometry.pages_per_block), Bytes(kSlotBytes, 9));
+  EXPECT_TRUE(medium_->Retire(2).ok());  // retiring twice is harmless
+}
+
+TEST_P(MediumTest, LabelRoundTrip) {
+  const Bytes content = RandomBytes(rng_, kPageBytes);
+  ASSERT_TRUE(medium_->WriteLabel(std::span<const uint8_t, kPageBytes>(content.data(), kPageBytes)).ok());
+  const auto label = ReadLabel(medium_.get());
+  EXPECT_TRUE(std::equal(label.begin(), label.end(), content.begin()));
+}
+
+TEST_P(MediumTest, OutOfRangeSlotFailsAloneAndOutOfRangeBlocksAreRefused) {
+  AlignedBuffer good = SlotBuffer(Bytes(kSlotBytes, 4)), bad = SlotBuffer(Bytes(kSlotBytes, 5));
+  std::vector<SlotIo> ios = {{.slot = 1, .buf = good.get()},
+                             {.slot = kGeometry.slot_count(), .buf = bad.get()}};
+  EXPECT_EQ(medium_->Program(ios).code(), Code::kInvalidArgument);
+  EXPECT_EQ(ios[0].error, 0);
+  EXPECT_EQ(ios[1].error, EINVAL);
+  EXPECT_EQ(ReadSlot(medium_.get(), 1), Bytes(kSlotBytes, 4));
+  EXPECT_EQ(medium_->Read(ios).code(), Code::kInvalidArgument);
+  EXPECT_EQ(ios[0].error, 0);
+  EXPECT_EQ(ios[1].error, EINVAL);
+  EXPECT_EQ(medium_->Erase(kGeometry.block_count).code(), Code::kInvalidArgument);
+  EXPECT_EQ(medium_->Retire(kGeometry.block_count).code(), Code::kInvalidArgument);
+  EXPECT_TRUE(medium_->Sync().ok());
+}
+
+TEST_P(MediumTest, ConcurrentCallersOnSeparateBlocks) {
+  std::vector<std::thread> threads;
+  for (uint32_t t = 0; t < 4; t++) {
+    threads.emplace_back([this, t] {
+      for (uint32_t round = 0; round < 20; round++) {
+        const uint64_t slot = t * kGeometry.pages_per_block + round % kGeometry.pages_per_block;
+        const Bytes content(kSlotBytes, static_cast<uint8_t>(t * 31 + round));
+        EXPECT_TRUE(ProgramSlot(medium_.get(), slot, content).ok());
+        EXPECT_EQ(ReadSlot(medium_.get(), slot), content);
+        EXPECT_TRUE(medium_->Erase(t).ok());
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (uint32_t t = 0; t < 4; t++) EXPECT_EQ(medium_->Blocks()[t].erase_count, 20u);
+}
+
+class FileMediumTest : public MediumTest {};
+
+INSTANTIATE_TEST_SUITE_P(Files, FileMediumTest,
+                         ::testing::Values(Backend::kFileDirect, Backend::kFileBuffered),
+                         BackendName);
+
+TEST_P(FileMediumTest, ReopenPreservesSlotsLabelAndBlockTable) {
+  const Bytes slot_bytes = RandomBytes(rng_, kSlotBytes), label = RandomBytes(rng_, kPageBytes);
+  ASSERT_TRUE(ProgramSlot(medium_.get(), 77, slot_bytes).ok());
+  ASSERT_TRUE(medium_->WriteLabel(std::span<const uint8_t, kPageBytes>(label.data(), kPageBytes)).ok());
+  ASSERT_TRUE(medium_->Erase(9).ok());
+  ASSERT_TRUE(medium_->Retire(10).ok());
+  ASSERT_TRUE(medium_->Sync().ok());
+  medium_.reset();
+  medium_ = Open(kGeometry);
+  ASSERT_NE(medium_, nullptr);
+  EXPECT_EQ(ReadSlot(medium_.get(), 77), slot_bytes);
+  const auto got = ReadLabel(medium_.get());
+  EXPECT_TRUE(std::equal(got.begin(), got.end(), label.begin()));
+  EXPECT_EQ(medium_->Blocks()[9].erase_count, 1u);
+  EXPECT_TRUE(medium_->Blocks()[10].retired);
+  EXPECT_FALSE(medium_->Blocks()[9].retired);
+}
+
+TEST_P(FileMediumTest, RejectsOtherGeometryAndCorruptHeader) {
+  medium_.reset();
+  auto wrong = OpenFileMedium(path(), {.pages_per_block = 8, .block_count = 17});
+  ASSERT_EQ(wrong.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(wrong.status().message().find("16 blocks x 8 pages"), std::string::npos);
+  EXPECT_NE(wrong.status().message().find("17 blocks x 8 pages"), std::string::npos);
+  auto geometry = ReadFileMediumGeometry(path());
+  ASSERT_TRUE(geometry.ok());
+  EXPECT_EQ(geometry->block_count, kGeometry.block_count);
+  EXPECT_EQ(geometry->pages_per_block, kGeometry.pages_per_block);
+
+  const int fd = open(path().c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  const uint8_t flipped = 'X';
+  ASSERT_EQ(pwrite(fd, &flipped, 1, 20), 1);  // inside block_count: checksum now fails
+  close(fd);
+  EXPECT_EQ(OpenFileMedium(path(), kGeometry).status().code(), Code::kCorruption);
+  EXPECT_EQ(ReadFileMediumGeometry(path()).status().code(), Code::kCorruption);
+}
+
+TEST(FileLayoutTest, OnDiskLayoutMatchesTheFormat) {
+  const std::filesystem::path dir = NewTestDir(DiskRoot());
+  const std::string path = (dir / "medium").string();
+  {
+    FileMediumInfo info;
+    auto m = OpenFileMedium(path, kGeometry, &info);
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    struct statfs fs;
+    if (statfs(dir.c_str(), &fs) == 0 && fs.f_type == kEXT4Magic) {
+      EXPECT_TRUE(info.direct_io) << "ext4 takes O_DIRECT";
+    }
+    ASSERT_TRUE(ProgramSlot(m->get(), 3, Bytes(kSlotBytes, 0x33)).ok());
+    for (int i = 0; i < 5; i++) ASSERT_TRUE((*m)->Erase(1).ok());
+    ASSERT_TRUE((*m)->Retire(1).ok());
+  }
+  const int fd = open(path.c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  uint8_t header[32], entry[8], slot_first, slot_last;
+  ASSERT_EQ(pread(fd, header, 32, 0), 32);
+  ASSERT_EQ(pread(fd, entry, 8, 8192 + 8), 8);
+  const off_t slot3 = 8192 + 4096 + 3 * 4608;  // 16 blocks: a one-chunk table
+  ASSERT_EQ(pread(fd, &slot_first, 1, slot3), 1);
+  ASSERT_EQ(pread(fd, &slot_last, 1, slot3 + 4607), 1);
+  struct stat st;
+  ASSERT_EQ(fstat(fd, &st), 0);
+  close(fd);
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(header), 8), "PSMEDIA1");
+  EXPECT_EQ(GetU32(header + 8), 1u);
+  EXPECT_EQ(GetU32(header + 12), 4608u);
+  EXPECT_EQ(GetU32(header + 16), 8u);
+  EXPECT_EQ(GetU32(header + 20), 16u);
+  EXPECT_EQ(GetU64(header + 24), XXH3_64bits(header, 24));
+  EXPECT_EQ(GetU32(entry), 5u);
+  EXPECT_EQ(GetU32(entry + 4), 1u);
+  EXPECT_EQ(slot_first, 0x33);
+  EXPECT_EQ(slot_last, 0x33);
+  EXPECT_EQ(static_cast<uint64_t>(st.st_size), 8192 + 4096 + 128 * 4608ull);
+  EXPECT_EQ(ReadFileMediumGeometry((dir / "missing").string()).status().code(), Code::kNotFound);
+  std::filesystem::remove_all(dir.parent_path());
+}
+
+// --- FaultyMedium ------------------------------------------------------------
+
+class FaultyMediumTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<Medium> base_ = NewMemoryMedium(kGeometry);
+  FaultyMedium faulty_{base_.get(), FaultOptions{.seed = TestSeed()}};
+};
+
+TEST_F(FaultyMediumTest, FailNextProgramsFailsExactlyThatSlot) {
+  faulty_.FailNextPrograms(1);
+  AlignedBuffer a = SlotBuffer(Bytes(kSlotBytes, 1)), b = SlotBuffer(Bytes(kSlotBytes, 2));
+  std::vector<SlotIo> ios = {{.slot = 4, .buf = a.get()}, {.slot = 5, .buf = b.get()}};
+  EXPECT_EQ(faulty_.Program(ios).code(), Code::kIoError);
+  EXPECT_EQ(ios[0].error, EIO);
+  EXPECT_EQ(ios[1].error, 0);
+  EXPECT_EQ(ReadSlot(&faulty_, 4), Bytes(kSlotBytes, 0));  // not written
+  EXPECT_EQ(ReadSlot(&faulty_, 5), Bytes(kSlotBytes, 2));
+  EXPECT_TRUE(faulty_.Program(ios).ok());  // the fault was one-shot
+}
+
+TEST_F(FaultyMediumTest, FailNextErasesLeavesTheCountUnchanged) {
+  faulty_.FailNextErases(1);
+  EXPECT_EQ(faulty_.Erase(2).code(), Code::kIoError);
+  EXPECT_EQ(faulty_.Blocks()[2].erase_count, 0u);
+  EXPECT_TRUE(faulty_.Erase(2).ok());
+  EXPECT_EQ(faulty_.Blocks()[2].erase_count, 1u);
+}
+
+TEST_F(FaultyMediumTest, FlippedBitIsTransient) {
+  std::mt19937_64 rng(TestSeed());
+  const Bytes content = RandomBytes(rng, kSlotBytes);
+  ASSERT_TRUE(ProgramSlot(&faulty_, 7, content).ok());
+  faulty_.FlipBitOnNextReads(1);
+  const Bytes disturbed = ReadSlot(&faulty_, 7);
+  ASSERT_EQ(disturbed.size(), kSlotBytes);
+  int bits = 0;
+  for (size_t i = 0; i < kSlotBytes; i++) {
+    const int diff = std::popcount(static_cast<unsigned>(disturbed[i] ^ content[i]));
+    if (diff != 0) {
+      EXPECT_LT(i, kPageBytes) << "the flip stays in the data area";
+    }
+    bits += diff;
+  }
+  EXPECT_EQ(bits, 1);
+  EXPECT_EQ(ReadSlot(&faulty_, 7), content);
+}
+
+TEST_F(FaultyMediumTest, RatesAreReproducibleFromTheSeed) {
+  auto failures = [](uint64_t seed) {
+    auto base = NewMemoryMedium(kGeometry);
+    FaultyMedium m(base.get(), {.seed = seed, .program_fail_rate = 0.5});
+    std::vector<int> errors;
+    for (uint64_t slot = 0; slot < kGeometry.slot_count(); slot++) {
+      (void)ProgramSlot(&m, slot, Bytes(kSlotBytes, 1));
+      errors.push_back(ReadSlot(&m, slot)[0]);
+    }
+    return errors;
+  };
+  const std::vector<int> first = failures(TestSeed());
+  EXPECT_EQ(first, failures(TestSeed()));
+  const auto written = std::count(first.begin(), first.end(), 1);
+  EXPECT_GT(written, 0);
+  EXPECT_LT(written, static_cast<long>(first.size()));
+
+  faulty_.set_options({.erase_fail_rate = 1, .read_bitflip_rate = 1});
+  EXPECT_EQ(faulty_.Erase(0).code(), Code::kIoError);
+  EXPECT_NE(ReadSlot(&faulty_, 0), Bytes(kSlotBytes, 0));
+}
+
+// The medium's visible state, and a harness that drives random operations
+// through a FaultyMedium while keeping the state after every logged one.
+struct Snapshot {
+  std::vector<Bytes> slots;
+  std::vector<BlockInfo> blocks;
+  std::array<uint8_t, kPageBytes> label{};
+  int64_t programmed_slot = -1;  // the slot the operation leading here programmed
+};
+
+Snapshot Observe(Medium* m) {
+  Snapshot s;
+  for (uint64_t slot = 0; slot < m->geometry().slot_count(); slot++) {
+    s.slots.push_back(ReadSlot(m, slot));
+  }
+  s.blocks = m->Blocks();
+  s.label = ReadLabel(m);
+  return s;
+}
+
+bool SameBlocks(const std::vector<BlockInfo>& a, const std::vector<BlockInfo>& b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](BlockInfo x, BlockInfo y) {
+    return x.erase_count == y.erase_count && x.retired == y.retired;
+  });
+}
+
+class PowerLossHarness {
+ public:
+  PowerLossHarness(Medium* base, uint64_t seed) : faulty_(base, {.seed = seed}), rng_(seed) {
+    history_ = {Observe(base)};
+  }
+
+  // One random operation; each logged slot program, erase, retire or label
+  // write appends the state after it to history_.
+  void Step() {
+    const uint64_t dice = rng_() % 20;
+    if (dice < 11) return Program();
+    const auto block = static_cast<uint32_t>(rng_() % kSmall.block_count);
+    Snapshot next = history_.back();
+    next.programmed_slot = -1;
+    if (dice < 14) {
+      if (!faulty_.Erase(block).ok()) return;  // retired: not logged
+      next.blocks[block].erase_count++;
+    } else if (dice == 14) {
+      ASSERT_TRUE(faulty_.Retire(block).ok());
+      next.blocks[block].retired = true;
+    } else if (dice < 17) {
+      for (auto& b : next.label) b = static_cast<uint8_t>(rng_());
+      ASSERT_TRUE(faulty_.WriteLabel(next.label).ok());
+    } else {
+      ASSERT_TRUE(faulty_.Sync().ok());
+      history_ = {history_.back()};
+      return;
+    }
+    history_.push_back(std::move(next));
+  }
+
+  // Cuts the power and checks the result against history_.
+  void PowerLossAndCheck() {
+    const size_t logged = history_.size() - 1;
+    const size_t dropped = faulty_.PowerLoss();
+    ASSERT_LE(dropped, logged);
+    const size_t kept = logged - dropped;
+    const Snapshot got = Observe(&faulty_);
+    const Snapshot& want = history_[kept];
+    EXPECT_TRUE(SameBlocks(got.blocks, want.blocks));
+    EXPECT_EQ(got.label, want.label);
+    // The last kept operation, when a program, is torn; every other slot is exact.
+    const int64_t torn = kept > 0 ? want.programmed_slot : -1;
+    for (uint64_t slot = 0; slot < got.slots.size(); slot++) {
+      SCOPED_TRACE("slot " + std::to_string(slot) + ", kept " + std::to_string(kept) + " of " +
+                   std::to_string(logged));
+      if (static_cast<int64_t>(slot) == torn) {
+        ASSERT_TRUE(IsTorn(got.slots[slot], history_[kept - 1].slots[slot], want.slots[slot]));
+      } else {
+        ASSERT_EQ(got.slots[slot], want.slots[slot]);
+      }
+    }
+    EXPECT_EQ(faulty_.PowerLoss(), 0u) << "PowerLoss syncs what it leaves";
+    stats_.dropped_ops += dropped;
+    stats_.torn_pages += torn >= 0;
+    stats_.all_kept += dropped == 0 && logged > 0;
+    history_ = {got};
+  }
+
+  struct Stats {
+    size_t dropped_ops = 0;
+    size_t torn_pages = 0;
+    size_t all_kept = 0;  // power losses with unsynced operations that dropped none
+  };
+  const Stats& stats() const { return stats_; }
+
+  static constexpr MediumGeometry kSmall{.pages_per_block = 4, .block_count = 4};
+
+ private:
+  void Program() {
+    std::vector<Bytes> contents;
+    std::vector<AlignedBuffer> bufs;
+    std::vector<SlotIo> ios(1 + rng_() % 4);  // slots may repeat within the batch
+    for (SlotIo& io : ios) {
+      contents.push_back(RandomBytes(rng_, kSlotBytes));
+      bufs.push_back(SlotBuffer(contents.back()));
+      io = {.slot = rng_() % kSmall.slot_count(), .buf = bufs.back().get()};
+    }
+    (void)faulty_.Program(ios);  // slots of retired blocks fail alone
+    for (size_t i = 0; i < ios.size(); i++) {
+      if (ios[i].error != 0) continue;
+      Snapshot next = history_.back();
+      next.slots[ios[i].slot] = contents[i];
+      next.programmed_slot = static_cast<int64_t>(ios[i].slot);
+      history_.push_back(std::move(next));
+    }
+  }
+
+  // New bytes for whole 512-byte sectors 1..8, then the old bytes.
+  static bool IsTorn(const Bytes& got, const Bytes& old_bytes, const Bytes& new_bytes) {
+    for (size_t sectors = 1; sectors < kSlotBytes / 512; sectors++) {
+      const size_t cut = sectors * 512;
+      if (std::equal(got.begin(), got.begin() + cut, new_bytes.begin()) &&
+          std::equal(got.begin() + cut, got.end(), old_bytes.begin() + cut)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  FaultyMedium faulty_;
+  std::mt19937_64 rng_;
+  std::vector<Snapshot> history_;  // [0] = the synced state
+  Stats stats_;
+};
+
+PowerLossHarness::Stats RunPowerLossSeeds(
+    const std::function<std::unique_ptr<Medium>()>& new_base, int seeds) {
+  PowerLossHarness::Stats total;
+  for (int i = 0; i < seeds; i++) {
+    const uint64_t seed = TestSeed() + i;
+    SCOPED_TRACE("power loss seed " + std::to_string(seed));
+    auto base = new_base();
+    PowerLossHarness harness(base.get(), seed);
+    for (int round = 0; round < 3; round++) {
+      for (int step = 0; step < 12; step++) harness.Step();
+      harness.PowerLossAndCheck();
+      if (::testing::Test::HasFatalFailure()) return total;
+    }
+    total.dropped_ops += harness.stats().dropped_ops;
+    total.torn_pages += harness.stats().torn_pages;
+    total.all_kept += harness.stats().all_kept;
+  }
+  return total;
+}
+
+TEST(PowerLossTest, MemoryKeepsAPrefixOfUnsyncedOpsOverManySeeds) {
+  const auto stats = RunPowerLossSeeds([] { return NewMemoryMedium(PowerLossHarness::kSmall); }, 200);
+  // The seeds reach every outcome: drops, tears, and cuts after the last op.
+  EXPECT_GT(stats.dropped_ops, 0u);
+  EXPECT_GT(stats.torn_pages, 0u);
+  EXPECT_GT(stats.all_kept, 0u);
+}
+
+TEST(PowerLossTest, FileKeepsAPrefixOfUnsyncedOps) {
+  const std::filesystem::path dir = NewTestDir(DiskRoot());
+  int n = 0;
+  RunPowerLossSeeds([&] {
+    auto m = OpenFileMedium((dir / std::to_string(n++)).string(), PowerLossHarness::kSmall);
+    EXPECT_TRUE(m.ok()) << m.status().ToString();
+    return std::move(m).value();
+  }, 10);
+  std::filesystem::remove_all(dir.parent_path());
+}
+
+}  // namespace
+}  // namespace pstorage::flash
