@@ -75,13 +75,13 @@ struct FaultyMedium::State {
   // Serializes the operations that change the medium, so the log's order is
   // the order in which the base applied them.
   std::mutex op_mu;
-  std::deque<UndoRecord> log;                      // guarded by op_mu; oldest first
-  std::vector<internal::AlignedBuffer> free_bufs;  // guarded by op_mu; kSlotBytes each
-  std::vector<SlotIo> pending;                     // guarded by op_mu; slots sent to base
-  std::vector<uint32_t> pending_index;             // guarded by op_mu; caller index of each
-  std::vector<SlotIo> saved;                       // guarded by op_mu; old contents
-  std::vector<internal::AlignedBuffer> saved_bufs; // guarded by op_mu; owns saved[i].buf
-  std::vector<uint32_t> order;                     // guarded by op_mu; sort scratch
+  std::deque<UndoRecord> log;                       // guarded by op_mu; oldest first
+  std::vector<internal::AlignedBuffer> free_bufs;   // guarded by op_mu; kSlotBytes each
+  std::vector<SlotIo> pending;                      // guarded by op_mu; slots sent to base
+  std::vector<uint32_t> pending_index;              // guarded by op_mu; caller index of each
+  std::vector<SlotIo> saved;                        // guarded by op_mu; old contents
+  std::vector<internal::AlignedBuffer> saved_bufs;  // guarded by op_mu; owns saved[i].buf
+  std::vector<uint32_t> order;                      // guarded by op_mu; sort scratch
 
   State(Medium* b, const FaultOptions& o) : base(b), options(o), rng(o.seed) {}
 
@@ -325,7 +325,8 @@ void FaultyMedium::State::Undo(UndoRecord& record) {
       CheckUndo(internal::RestoreBlockInfo(base, record.block, record.old_block));
       break;
     case OpKind::kLabel:
-      CheckUndo(base->WriteLabel(std::span<const uint8_t, kPageBytes>(record.old.get(), kPageBytes)));
+      CheckUndo(
+          base->WriteLabel(std::span<const uint8_t, kPageBytes>(record.old.get(), kPageBytes)));
       break;
   }
 }

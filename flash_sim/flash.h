@@ -176,7 +176,10 @@ struct FlashOptions {
   uint32_t pages_per_block = 256;
   double over_provisioning = 0.10;      // physical = logical * (1 + op), in whole blocks
   uint32_t pe_cycle_limit = 3000;       // a block erased this many times is retired
-  uint32_t gc_low_watermark_blocks = 2; // foreground GC keeps at least this many free
+  // Foreground GC keeps at least this many blocks free; the host gets
+  // kNoSpace rather than take the last free block (GC's relocation target),
+  // and the ones between are slack for program-failure retries.
+  uint32_t gc_low_watermark_blocks = 3;
   uint32_t gc_high_watermark_blocks = 8;  // background GC tops free blocks up to this
   GcPolicy gc_policy = GcPolicy::kGreedy;
   // Static wear leveling runs when max - min erase count exceeds this.

@@ -120,7 +120,8 @@ Status FlashDevice::Impl::Stage(Frontier f, PageKind kind, uint32_t lpn, const u
 }
 
 // Makes sure the host frontier has a slot, running foreground GC when free
-// blocks fall below the low watermark. Keeps the last free block for GC.
+// blocks fall below the low watermark. Never takes the last free block: GC
+// needs it to relocate into.
 Status FlashDevice::Impl::EnsureHostBlock() {
   uint32_t b = open_[int(Frontier::kHost)];
   if (b != kNone && blocks_[b].write_ptr < ppb_ && !blocks_[b].failing) return Status::Ok();

@@ -56,7 +56,12 @@ uint32_t FlashDevice::Impl::PickVictim(uint32_t max_valid) const {
 
 Status FlashDevice::Impl::CollectOne(uint32_t max_valid, bool* freed) {
   *freed = false;
-  uint32_t victim = PickVictim(max_valid);
+  // Only a victim whose live pages fit in the room GC has left can be
+  // collected; program-failure retries may have eaten into the reserve.
+  uint64_t room = uint64_t{free_blocks_.size()} * ppb_;
+  uint32_t gc_open = open_[int(Frontier::kGc)];
+  if (gc_open != kNone && !blocks_[gc_open].failing) room += ppb_ - blocks_[gc_open].write_ptr;
+  uint32_t victim = PickVictim(uint32_t(std::min<uint64_t>(max_valid, room)));
   if (victim == kNone) return Status::Ok();
   PS_RETURN_IF_ERROR(RelocateAndErase(victim));
   counters_.gc_runs++;

@@ -34,16 +34,14 @@ class MemoryMedium final : public internal::RestorableMedium {
 
   Status Program(std::span<SlotIo> ios) override {
     std::unique_lock lock(mu_);
-    return ForEachSlot(ios, /*writing=*/true, [this](SlotIo& io) {
-      std::memcpy(SlotAt(io.slot), io.buf, kSlotBytes);
-    });
+    return ForEachSlot(ios, /*writing=*/true,
+                       [this](SlotIo& io) { std::memcpy(SlotAt(io.slot), io.buf, kSlotBytes); });
   }
 
   Status Read(std::span<SlotIo> ios) override {
     std::shared_lock lock(mu_);
-    return ForEachSlot(ios, /*writing=*/false, [this](SlotIo& io) {
-      std::memcpy(io.buf, SlotAt(io.slot), kSlotBytes);
-    });
+    return ForEachSlot(ios, /*writing=*/false,
+                       [this](SlotIo& io) { std::memcpy(io.buf, SlotAt(io.slot), kSlotBytes); });
   }
 
   Status Erase(uint32_t block) override {
@@ -131,9 +129,9 @@ class MemoryMedium final : public internal::RestorableMedium {
   const MediumGeometry geometry_;
   // The slot bytes; the pointer is constant, the contents guarded by mu_.
   const std::unique_ptr<uint8_t[], Free> slots_;
-  mutable std::shared_mutex mu_;  // exclusive for changes, shared for lookups
-  std::vector<BlockInfo> blocks_;      // guarded by mu_
-  uint8_t label_[kPageBytes] = {};     // guarded by mu_
+  mutable std::shared_mutex mu_;    // exclusive for changes, shared for lookups
+  std::vector<BlockInfo> blocks_;   // guarded by mu_
+  uint8_t label_[kPageBytes] = {};  // guarded by mu_
 };
 
 }  // namespace

@@ -22,8 +22,8 @@ namespace {
 
 namespace ff = file_format;
 
-constexpr unsigned kRingDepth = 128;        // I/Os in flight at once
-constexpr uint32_t kMaxIovecsPerIo = 256;   // slots coalesced into one I/O
+constexpr unsigned kRingDepth = 128;       // I/Os in flight at once
+constexpr uint32_t kMaxIovecsPerIo = 256;  // slots coalesced into one I/O
 
 Status ErrnoStatus(const std::string& what, int error) {
   return Status::IoError(what + ": " + std::strerror(error));
@@ -35,9 +35,9 @@ struct Transfer {
   uint64_t remaining_bytes = 0;  // bytes not yet moved
   iovec* iov = nullptr;          // iovecs not yet fully moved (advanced in place)
   uint32_t iov_count = 0;
-  uint32_t first = 0;            // slot runs: position of the first slot in the plan
-  uint32_t slot_count = 0;       // slot runs: how many slots
-  int error = 0;                 // positive errno once failed
+  uint32_t first = 0;       // slot runs: position of the first slot in the plan
+  uint32_t slot_count = 0;  // slot runs: how many slots
+  int error = 0;            // positive errno once failed
 };
 
 // Owns the io_uring. Not thread-safe: the medium serializes callers.
@@ -197,12 +197,12 @@ class UringMedium final : public internal::RestorableMedium {
   // Held across every I/O: the ring has one submitter, and the scratch
   // arrays below are reused by each batch (no allocation once warm).
   mutable std::mutex mu_;
-  Ring ring_;                          // guarded by mu_
-  std::vector<BlockInfo> blocks_;      // guarded by mu_; mirrors the block table
-  internal::AlignedBuffer meta_;       // guarded by mu_; header/label/table I/O
-  std::vector<uint32_t> order_;        // guarded by mu_; slot positions, sorted by slot
-  std::vector<iovec> iovecs_;          // guarded by mu_; parallel to order_
-  std::vector<Transfer> runs_;         // guarded by mu_
+  Ring ring_;                      // guarded by mu_
+  std::vector<BlockInfo> blocks_;  // guarded by mu_; mirrors the block table
+  internal::AlignedBuffer meta_;   // guarded by mu_; header/label/table I/O
+  std::vector<uint32_t> order_;    // guarded by mu_; slot positions, sorted by slot
+  std::vector<iovec> iovecs_;      // guarded by mu_; parallel to order_
+  std::vector<Transfer> runs_;     // guarded by mu_
 };
 
 Status UringMedium::RunBatch(std::span<SlotIo> ios, bool write) {
@@ -219,12 +219,15 @@ Status UringMedium::RunBatch(std::span<SlotIo> ios, bool write) {
   (void)ring_.Run(fd_, write, runs_);  // failures are reported per transfer
   for (const Transfer& run : runs_) {
     if (run.error == 0) continue;
-    for (uint32_t i = run.first; i < run.first + run.slot_count; i++) {
+    // Slots wholly moved before the failure succeeded; the rest failed.
+    const uint64_t moved_bytes = uint64_t{run.slot_count} * kSlotBytes - run.remaining_bytes;
+    const uint32_t first_failed = run.first + static_cast<uint32_t>(moved_bytes / kSlotBytes);
+    for (uint32_t i = first_failed; i < run.first + run.slot_count; i++) {
       ios[order_[i]].error = run.error;
     }
     if (status.ok()) {
       status = ErrnoStatus(std::string(write ? "program" : "read") + " of slot " +
-                               std::to_string(ios[order_[run.first]].slot),
+                               std::to_string(ios[order_[first_failed]].slot),
                            run.error);
     }
   }
@@ -288,8 +291,7 @@ int UringMedium::MetaIo(bool write, uint64_t offset, uint8_t* buf, uint64_t byte
 
 // Where the file system refuses O_DIRECT transfers with EINVAL (it may
 // accept the open and refuse only the I/O), drops to buffered I/O for good.
-int UringMedium::MetaIoWithFallback(bool write, uint64_t offset, uint8_t* buf,
-                                    uint64_t bytes) {
+int UringMedium::MetaIoWithFallback(bool write, uint64_t offset, uint8_t* buf, uint64_t bytes) {
   int error = MetaIo(write, offset, buf, bytes);
   if (error != EINVAL || !direct_io_) return error;
   const int flags = fcntl(fd_, F_GETFL);
@@ -340,8 +342,9 @@ Status UringMedium::LoadBlockTable() {
   if (error != 0) return ErrnoStatus("read block table", error);
   for (uint32_t b = 0; b < geometry_.block_count; b++) {
     Result<BlockInfo> info = ff::DecodeBlockEntry(table.get() + uint64_t{b} * ff::kBlockEntryBytes);
-    if (!info.ok()) return Status::Corruption("block " + std::to_string(b) + ": " +
-                                              info.status().message());
+    if (!info.ok()) {
+      return Status::Corruption("block " + std::to_string(b) + ": " + info.status().message());
+    }
     blocks_[b] = *info;
   }
   return Status::Ok();

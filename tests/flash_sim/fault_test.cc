@@ -1,4 +1,6 @@
 // Injected faults: each gives its documented outcome and loses no page.
+#include <filesystem>
+
 #include "tests/flash_sim/test_util.h"
 
 namespace pstorage::flash::testing {
@@ -142,6 +144,47 @@ TEST_F(FaultTest, WornOutDeviceFillsUpWithNoSpaceAndKeepsItsData) {
   for (uint64_t l = 0; l < live; l++) oracle_[l] = 0;
   EXPECT_TRUE(oracle_.Verify(*dev_));
   EXPECT_OK(dev_->CheckInvariants());
+}
+
+}  // namespace
+}  // namespace pstorage::flash::testing
+
+namespace pstorage::flash::testing {
+namespace {
+
+// On the file medium, faults are a configuration option of the device.
+TEST(FileFaultTest, ConfiguredFaultsOnTheFileMediumLoseNothing) {
+  std::string dir = ScratchDir("file-faults");
+  FlashOptions o = SmallOptions(2, 32);
+  o.over_provisioning = 0.5;
+  o.faults.seed = SeedFromEnv(21);
+  o.faults.program_fail_rate = 0.001;
+  o.faults.erase_fail_rate = 0.01;
+  o.faults.read_bitflip_rate = 0.001;
+  Oracle oracle(0);
+  {
+    auto dev = FlashDevice::OpenFile(o, dir + "/flash.img");
+    ASSERT_OK(dev.status());
+    FlashDevice& d = **dev;
+    oracle = Oracle(d.logical_pages());
+    std::mt19937_64 rng(o.faults.seed);
+    std::vector<uint64_t> batch;
+    for (uint64_t gen = 1; gen <= 6 * d.logical_pages() / 16; gen++) {
+      batch.clear();
+      for (int i = 0; i < 16; i++) batch.push_back(rng() % (d.logical_pages() * 7 / 10));
+      ASSERT_OK(WriteGen(d, &oracle, batch, gen));
+    }
+    FlashMetrics m = d.Metrics();
+    EXPECT_GT(m.program_failures + m.erase_failures, 0u);
+    EXPECT_TRUE(oracle.Verify(d, /*read_retries=*/5));
+    ASSERT_OK(d.Flush());
+  }
+  o.faults = FaultOptions();  // reopen clean: everything flushed is there
+  auto dev = FlashDevice::OpenFile(o, dir + "/flash.img");
+  ASSERT_OK(dev.status());
+  EXPECT_TRUE(oracle.Verify(**dev));
+  EXPECT_OK((*dev)->CheckInvariants());
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

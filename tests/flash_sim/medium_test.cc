@@ -6,10 +6,10 @@
 #include <unistd.h>
 
 #include <array>
+#include <bit>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <bit>
 #include <filesystem>
 #include <functional>
 #include <iostream>
@@ -49,8 +49,8 @@ std::filesystem::path NewTestDir(const char* root) {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
   std::string name = std::string(info->test_suite_name()) + "." + info->name();
   for (char& c : name) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
-  std::filesystem::path dir = std::filesystem::path(root) /
-                              ("pstorage_medium_test." + std::to_string(getpid())) / name;
+  std::filesystem::path dir =
+      std::filesystem::path(root) / ("pstorage_medium_test." + std::to_string(getpid())) / name;
   std::filesystem::create_directories(dir);
   return dir;
 }
@@ -96,10 +96,14 @@ enum class Backend { kMemory, kFileDirect, kFileBuffered, kFaultyMemory };
 
 std::string BackendName(const ::testing::TestParamInfo<Backend>& info) {
   switch (info.param) {
-    case Backend::kMemory: return "Memory";
-    case Backend::kFileDirect: return "FileDirect";
-    case Backend::kFileBuffered: return "FileBuffered";
-    case Backend::kFaultyMemory: return "FaultyMemory";
+    case Backend::kMemory:
+      return "Memory";
+    case Backend::kFileDirect:
+      return "FileDirect";
+    case Backend::kFileBuffered:
+      return "FileBuffered";
+    case Backend::kFaultyMemory:
+      return "FaultyMemory";
   }
   return "Unknown";
 }
@@ -125,7 +129,8 @@ class MediumTest : public ::testing::TestWithParam<Backend> {
 
   std::unique_ptr<Medium> Open(const MediumGeometry& g) {
     switch (GetParam()) {
-      case Backend::kMemory: return NewMemoryMedium(g);
+      case Backend::kMemory:
+        return NewMemoryMedium(g);
       case Backend::kFaultyMemory:
         base_ = NewMemoryMedium(g);
         return std::make_unique<FaultyMedium>(base_.get(), FaultOptions{});
@@ -247,7 +252,8 @@ TEST_P(MediumTest, RetiredBlockRefusesEraseAndProgramButStaysReadable) {
 
 TEST_P(MediumTest, LabelRoundTrip) {
   const Bytes content = RandomBytes(rng_, kPageBytes);
-  ASSERT_TRUE(medium_->WriteLabel(std::span<const uint8_t, kPageBytes>(content.data(), kPageBytes)).ok());
+  ASSERT_TRUE(
+      medium_->WriteLabel(std::span<const uint8_t, kPageBytes>(content.data(), kPageBytes)).ok());
   const auto label = ReadLabel(medium_.get());
   EXPECT_TRUE(std::equal(label.begin(), label.end(), content.begin()));
 }
@@ -294,7 +300,8 @@ INSTANTIATE_TEST_SUITE_P(Files, FileMediumTest,
 TEST_P(FileMediumTest, ReopenPreservesSlotsLabelAndBlockTable) {
   const Bytes slot_bytes = RandomBytes(rng_, kSlotBytes), label = RandomBytes(rng_, kPageBytes);
   ASSERT_TRUE(ProgramSlot(medium_.get(), 77, slot_bytes).ok());
-  ASSERT_TRUE(medium_->WriteLabel(std::span<const uint8_t, kPageBytes>(label.data(), kPageBytes)).ok());
+  ASSERT_TRUE(
+      medium_->WriteLabel(std::span<const uint8_t, kPageBytes>(label.data(), kPageBytes)).ok());
   ASSERT_TRUE(medium_->Erase(9).ok());
   ASSERT_TRUE(medium_->Retire(10).ok());
   ASSERT_TRUE(medium_->Sync().ok());
@@ -329,17 +336,39 @@ TEST_P(FileMediumTest, RejectsOtherGeometryAndCorruptHeader) {
   EXPECT_EQ(ReadFileMediumGeometry(path()).status().code(), Code::kCorruption);
 }
 
+// A file cut short under the medium: the read that crosses the end comes
+// back short, its remainder finds the end, and only the cut slot fails.
+TEST_P(FileMediumTest, ShortReadIsCompletedOrFailedNeverIgnored) {
+  ASSERT_TRUE(ProgramSlot(medium_.get(), 10, Bytes(kSlotBytes, 10)).ok());
+  ASSERT_TRUE(ProgramSlot(medium_.get(), 11, Bytes(kSlotBytes, 11)).ok());
+  const off_t cut = static_cast<off_t>(file_format::SlotOffset(kGeometry.block_count, 11) + 2048);
+  ASSERT_EQ(truncate(path().c_str(), cut), 0);
+  AlignedBuffer a = NewAlignedBuffer(kSlotBytes), b = NewAlignedBuffer(kSlotBytes);
+  std::vector<SlotIo> ios = {{.slot = 10, .buf = a.get()}, {.slot = 11, .buf = b.get()}};
+  EXPECT_EQ(medium_->Read(ios).code(), Code::kIoError);
+  EXPECT_EQ(ios[0].error, 0);
+  EXPECT_EQ(Bytes(a.get(), a.get() + kSlotBytes), Bytes(kSlotBytes, 10));
+  EXPECT_EQ(ios[1].error, EIO);
+  medium_.reset();
+  EXPECT_EQ(OpenFileMedium(path(), kGeometry).status().code(), Code::kCorruption);
+}
+
+TEST_P(FileMediumTest, ReportsWhetherDirectIoIsUsed) {
+  struct statfs fs;
+  ASSERT_EQ(statfs(dir_.c_str(), &fs), 0);
+  if (GetParam() == Backend::kFileBuffered) {
+    EXPECT_FALSE(info_.direct_io);
+  } else if (fs.f_type == kEXT4Magic) {
+    EXPECT_TRUE(info_.direct_io) << "ext4 takes O_DIRECT";
+  }
+}
+
 TEST(FileLayoutTest, OnDiskLayoutMatchesTheFormat) {
   const std::filesystem::path dir = NewTestDir(DiskRoot());
   const std::string path = (dir / "medium").string();
   {
-    FileMediumInfo info;
-    auto m = OpenFileMedium(path, kGeometry, &info);
+    auto m = OpenFileMedium(path, kGeometry);
     ASSERT_TRUE(m.ok()) << m.status().ToString();
-    struct statfs fs;
-    if (statfs(dir.c_str(), &fs) == 0 && fs.f_type == kEXT4Magic) {
-      EXPECT_TRUE(info.direct_io) << "ext4 takes O_DIRECT";
-    }
     ASSERT_TRUE(ProgramSlot(m->get(), 3, Bytes(kSlotBytes, 0x33)).ok());
     for (int i = 0; i < 5; i++) ASSERT_TRUE((*m)->Erase(1).ok());
     ASSERT_TRUE((*m)->Retire(1).ok());
@@ -570,8 +599,8 @@ class PowerLossHarness {
   Stats stats_;
 };
 
-PowerLossHarness::Stats RunPowerLossSeeds(
-    const std::function<std::unique_ptr<Medium>()>& new_base, int seeds) {
+PowerLossHarness::Stats RunPowerLossSeeds(const std::function<std::unique_ptr<Medium>()>& new_base,
+                                          int seeds) {
   PowerLossHarness::Stats total;
   for (int i = 0; i < seeds; i++) {
     const uint64_t seed = TestSeed() + i;
@@ -591,7 +620,8 @@ PowerLossHarness::Stats RunPowerLossSeeds(
 }
 
 TEST(PowerLossTest, MemoryKeepsAPrefixOfUnsyncedOpsOverManySeeds) {
-  const auto stats = RunPowerLossSeeds([] { return NewMemoryMedium(PowerLossHarness::kSmall); }, 200);
+  const auto stats =
+      RunPowerLossSeeds([] { return NewMemoryMedium(PowerLossHarness::kSmall); }, 200);
   // The seeds reach every outcome: drops, tears, and cuts after the last op.
   EXPECT_GT(stats.dropped_ops, 0u);
   EXPECT_GT(stats.torn_pages, 0u);
@@ -601,11 +631,13 @@ TEST(PowerLossTest, MemoryKeepsAPrefixOfUnsyncedOpsOverManySeeds) {
 TEST(PowerLossTest, FileKeepsAPrefixOfUnsyncedOps) {
   const std::filesystem::path dir = NewTestDir(DiskRoot());
   int n = 0;
-  RunPowerLossSeeds([&] {
-    auto m = OpenFileMedium((dir / std::to_string(n++)).string(), PowerLossHarness::kSmall);
-    EXPECT_TRUE(m.ok()) << m.status().ToString();
-    return std::move(m).value();
-  }, 10);
+  RunPowerLossSeeds(
+      [&] {
+        auto m = OpenFileMedium((dir / std::to_string(n++)).string(), PowerLossHarness::kSmall);
+        EXPECT_TRUE(m.ok()) << m.status().ToString();
+        return std::move(m).value();
+      },
+      10);
   std::filesystem::remove_all(dir.parent_path());
 }
 
