@@ -95,17 +95,8 @@ std::array<uint8_t, kPageBytes> ReadLabel(Medium* m) {
 enum class Backend { kMemory, kFileDirect, kFileBuffered, kFaultyMemory };
 
 std::string BackendName(const ::testing::TestParamInfo<Backend>& info) {
-  switch (info.param) {
-    case Backend::kMemory:
-      return "Memory";
-    case Backend::kFileDirect:
-      return "FileDirect";
-    case Backend::kFileBuffered:
-      return "FileBuffered";
-    case Backend::kFaultyMemory:
-      return "FaultyMemory";
-  }
-  return "Unknown";
+  constexpr const char* kNames[] = {"Memory", "FileDirect", "FileBuffered", "FaultyMemory"};
+  return kNames[static_cast<int>(info.param)];
 }
 
 class MediumTest : public ::testing::TestWithParam<Backend> {
