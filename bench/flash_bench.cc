@@ -81,15 +81,14 @@ class Buffers {
 Buffers& WriteBuffers() { static Buffers b(kMaxBatch, kPageBytes); return b; }
 Buffers& ReadBuffers() { static Buffers b(kMaxBatch, kPageBytes); return b; }
 
-// The geometry FlashDevice::Open wants for `o`; mirrors LayoutFor in
-// device.cc, since flash.h does not export it.
-MediumGeometry GeometryFor(const FlashOptions& o) {
-  const uint64_t logical = o.logical_capacity_bytes / kPageBytes;
-  const double physical = std::ceil(double(logical) * (1.0 + o.over_provisioning));
-  uint64_t blocks = uint64_t(std::ceil(physical / o.pages_per_block));
-  const uint64_t logical_blocks = (logical + o.pages_per_block - 1) / o.pages_per_block;
-  blocks = std::max<uint64_t>(blocks, logical_blocks + o.gc_low_watermark_blocks + 2);
-  return MediumGeometry{o.pages_per_block, uint32_t(blocks)};
+// The geometry FlashDevice::Open wants for `o`.
+MediumGeometry GeometryOf(const FlashOptions& o) {
+  Result<MediumGeometry> g = GeometryFor(o);
+  if (!g.ok()) {
+    std::fprintf(stderr, "%s\n", g.status().ToString().c_str());
+    std::exit(1);
+  }
+  return *g;
 }
 
 struct Target {
@@ -117,7 +116,7 @@ Target& GetTarget(Kind kind) {
   o.logical_capacity_bytes = kDeviceBytes;
   Result<std::unique_ptr<FlashDevice>> dev = Status::Internal("not opened");
   if (kind == kMemory) {
-    t->medium = NewMemoryMedium(GeometryFor(o));
+    t->medium = NewMemoryMedium(GeometryOf(o));
     dev = FlashDevice::Open(o, t->medium.get());
   } else {
     std::filesystem::remove(kDevicePath);

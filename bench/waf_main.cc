@@ -66,15 +66,14 @@ double LambertW0(double x) {
 // Desnoyers' write amplification of greedy GC; alpha > 1.
 double ModelWaf(double alpha) { return alpha / (alpha + LambertW0(-alpha * std::exp(-alpha))); }
 
-// The geometry FlashDevice::Open wants for `o`; mirrors LayoutFor in
-// device.cc, since flash.h does not export it.
-MediumGeometry GeometryFor(const FlashOptions& o) {
-  const uint64_t logical = o.logical_capacity_bytes / kPageBytes;
-  const double physical = std::ceil(double(logical) * (1.0 + o.over_provisioning));
-  uint64_t blocks = uint64_t(std::ceil(physical / o.pages_per_block));
-  const uint64_t logical_blocks = (logical + o.pages_per_block - 1) / o.pages_per_block;
-  blocks = std::max<uint64_t>(blocks, logical_blocks + o.gc_low_watermark_blocks + 2);
-  return MediumGeometry{o.pages_per_block, uint32_t(blocks)};
+// The geometry FlashDevice::Open wants for `o`.
+MediumGeometry GeometryOf(const FlashOptions& o) {
+  Result<MediumGeometry> g = GeometryFor(o);
+  if (!g.ok()) {
+    std::fprintf(stderr, "%s\n", g.status().ToString().c_str());
+    std::exit(1);
+  }
+  return *g;
 }
 
 class Writer {
@@ -121,7 +120,7 @@ Row Measure(const Args& args, int fill_percent, double op, GcPolicy policy, Writ
   o.over_provisioning = op;
   o.gc_policy = policy;
   o.background_gc_idle_ms = 0;
-  std::unique_ptr<Medium> medium = NewMemoryMedium(GeometryFor(o));
+  std::unique_ptr<Medium> medium = NewMemoryMedium(GeometryOf(o));
   Result<std::unique_ptr<FlashDevice>> opened = FlashDevice::Open(o, medium.get());
   if (!opened.ok()) Die("open: " + opened.status().ToString());
   FlashDevice& dev = **opened;

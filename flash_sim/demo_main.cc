@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "flash_sim/flash.h"
-#include "flash_sim/page_format.h"
+#include "flash_sim/page_format.h"  // little-endian helpers
 
 namespace pstorage::flash {
 namespace {
@@ -30,7 +30,7 @@ constexpr size_t kBatchPages = 64;
 
 struct Args {
   std::string data_dir = "./pstorage-data";
-  uint64_t capacity_mib = 256;
+  uint64_t capacity_mib = 0;  // 0: not given; a new device gets 256 MiB
   uint64_t writes = 0;  // 0: twice the capacity in pages
   uint64_t seed = 1;
 };
@@ -239,23 +239,13 @@ Args ParseArgs(int argc, char** argv) {
   return a;
 }
 
-// The options of an existing device file: its label records the logical size.
+// The options of an existing device file: its label records the geometry.
 FlashOptions OptionsOfFile(const std::string& path, FlashOptions o) {
-  Result<MediumGeometry> g = ReadFileMediumGeometry(path);
-  Check(g.status(), "reading the geometry of " + path);
-  Result<std::unique_ptr<Medium>> medium = OpenFileMedium(path, *g);
-  Check(medium.status(), "opening " + path);
-  std::vector<uint8_t> raw(kPageBytes);
-  Check((*medium)->ReadLabel(std::span<uint8_t, kPageBytes>(raw.data(), kPageBytes)), "label");
-  Result<std::optional<DeviceLabel>> label = DecodeLabel(raw.data());
-  Check(label.status(), "the label of " + path);
-  if (!label->has_value()) return o;  // never formatted: the flags decide
-  const uint64_t logical = (*label)->logical_pages;
-  o.logical_capacity_bytes = logical * kPageBytes;
-  o.pages_per_block = g->pages_per_block;
-  // Physical = logical * (1 + op) rounded up to whole blocks: aim half a
-  // block below the recorded size so the rounding lands on it.
-  o.over_provisioning = (g->slot_count() - g->pages_per_block / 2.0) / logical - 1;
+  Result<FlashOptions> recorded = ReadDeviceFileOptions(path);
+  Check(recorded.status(), "reading the geometry of " + path);
+  o.logical_capacity_bytes = recorded->logical_capacity_bytes;
+  o.pages_per_block = recorded->pages_per_block;
+  o.physical_blocks = recorded->physical_blocks;
   return o;
 }
 
@@ -267,10 +257,10 @@ void Demo(const Args& args) {
   const std::string state_path = args.data_dir + "/flash-demo.state";
 
   FlashOptions options;
-  options.logical_capacity_bytes = args.capacity_mib << 20;
+  if (args.capacity_mib) options.logical_capacity_bytes = args.capacity_mib << 20;
   const bool existed = std::filesystem::exists(image);
   if (existed) options = OptionsOfFile(image, options);
-  if (options.logical_capacity_bytes != args.capacity_mib << 20) {
+  if (args.capacity_mib && options.logical_capacity_bytes != args.capacity_mib << 20) {
     std::printf("note: %s holds a %" PRIu64 " MiB device; using it, not --capacity-mib %" PRIu64
                 "\n", image.c_str(), options.logical_capacity_bytes >> 20, args.capacity_mib);
   }

@@ -1,4 +1,5 @@
 // FlashDevice: option validation, opening, and the public face over Impl.
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -32,17 +33,43 @@ Result<Layout> LayoutFor(const FlashOptions& o) {
   l.logical_pages = o.logical_capacity_bytes / kPageBytes;
   double physical_pages = std::ceil(double(l.logical_pages) * (1.0 + o.over_provisioning));
   uint64_t blocks = uint64_t(std::ceil(physical_pages / o.pages_per_block));
+  if (o.physical_blocks != 0) blocks = o.physical_blocks;
   uint64_t logical_blocks = (l.logical_pages + o.pages_per_block - 1) / o.pages_per_block;
   // Two open frontiers plus the low watermark must fit in the spare blocks.
-  if (blocks < logical_blocks + o.gc_low_watermark_blocks + 2) {
-    blocks = logical_blocks + o.gc_low_watermark_blocks + 2;
+  uint64_t min_blocks = logical_blocks + o.gc_low_watermark_blocks + 2;
+  if (o.physical_blocks != 0 && blocks < min_blocks) {
+    return bad("physical_blocks leaves no spare blocks for GC (need " + std::to_string(min_blocks) + ")");
   }
+  blocks = std::max(blocks, min_blocks);
   if (blocks * o.pages_per_block >= 0xffffffffull) return bad("device too large (2^32 slots)");
   l.geometry = MediumGeometry{o.pages_per_block, uint32_t(blocks)};
   return l;
 }
 
 }  // namespace
+
+Result<MediumGeometry> GeometryFor(const FlashOptions& options) {
+  Result<Layout> layout = LayoutFor(options);
+  if (!layout.ok()) return layout.status();
+  return layout->geometry;
+}
+
+Result<FlashOptions> ReadDeviceFileOptions(const std::string& path) {
+  Result<MediumGeometry> geometry = ReadFileMediumGeometry(path);
+  if (!geometry.ok()) return geometry.status();
+  Result<std::unique_ptr<Medium>> medium = OpenFileMedium(path, *geometry);
+  if (!medium.ok()) return medium.status();
+  uint8_t buf[kPageBytes];
+  PS_RETURN_IF_ERROR((*medium)->ReadLabel(std::span<uint8_t, kPageBytes>(buf, kPageBytes)));
+  Result<std::optional<DeviceLabel>> label = DecodeLabel(buf);
+  if (!label.ok()) return label.status();
+  if (!label->has_value()) return Status::Corruption(path + " is not a formatted flash device");
+  FlashOptions o;
+  o.logical_capacity_bytes = (*label)->logical_pages * kPageBytes;
+  o.pages_per_block = (*label)->pages_per_block;
+  o.physical_blocks = (*label)->block_count;
+  return o;
+}
 
 FlashDevice::FlashDevice(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 FlashDevice::~FlashDevice() = default;
@@ -69,7 +96,8 @@ Result<std::unique_ptr<FlashDevice>> FlashDevice::OpenFile(const FlashOptions& o
                                                            const std::string& path) {
   Result<Layout> layout = LayoutFor(options);
   if (!layout.ok()) return layout.status();
-  Result<std::unique_ptr<Medium>> base = OpenFileMedium(path, layout->geometry);
+  FileMediumInfo info;
+  Result<std::unique_ptr<Medium>> base = OpenFileMedium(path, layout->geometry, &info);
   if (!base.ok()) return base.status();
   std::unique_ptr<Medium> faulty;
   Medium* top = base->get();
@@ -81,10 +109,12 @@ Result<std::unique_ptr<FlashDevice>> FlashDevice::OpenFile(const FlashOptions& o
   if (!dev.ok()) return dev.status();
   (*dev)->impl_->owned_base = std::move(*base);
   (*dev)->impl_->owned_faulty = std::move(faulty);
+  (*dev)->impl_->direct_io = info.direct_io;
   return dev;
 }
 
 uint64_t FlashDevice::logical_pages() const { return impl_->logical_pages(); }
+bool FlashDevice::direct_io() const { return impl_->direct_io; }
 
 Status FlashDevice::Write(std::span<const uint64_t> lpns, std::span<const uint8_t* const> pages) {
   return impl_->Write(lpns, pages);

@@ -175,6 +175,9 @@ struct FlashOptions {
   uint64_t logical_capacity_bytes = 256ull << 20;  // multiple of kPageBytes
   uint32_t pages_per_block = 256;
   double over_provisioning = 0.10;      // physical = logical * (1 + op), in whole blocks
+  // When nonzero, the exact number of physical blocks (over_provisioning is
+  // then ignored); ReadDeviceFileOptions fills it in for an existing file.
+  uint32_t physical_blocks = 0;
   uint32_t pe_cycle_limit = 3000;       // a block erased this many times is retired
   // Foreground GC keeps at least this many blocks free; the host gets
   // kNoSpace rather than take the last free block (GC's relocation target),
@@ -226,6 +229,15 @@ struct FlashMetrics {
   uint64_t read_errors = 0;         // checksum failures seen by reads
 };
 
+// The medium geometry a device with these options needs (validates them).
+Result<MediumGeometry> GeometryFor(const FlashOptions& options);
+
+// The geometry an existing device file was created with, as options
+// (logical capacity, pages per block, physical blocks; the rest default).
+// kNotFound when the file does not exist, kCorruption when it is not a
+// formatted device.
+Result<FlashOptions> ReadDeviceFileOptions(const std::string& path);
+
 class FlashDevice {
  public:
   // Opens a device on `medium`, which it borrows (it must outlive the
@@ -236,6 +248,8 @@ class FlashDevice {
 
   // Opens or creates a device backed by the file at `path` (io_uring medium,
   // wrapped in a FaultyMedium when options.faults has any fault set).
+  // Traffic counters (host/NAND pages, GC runs) start from zero at every
+  // open; erase counts and retirements are persistent.
   static Result<std::unique_ptr<FlashDevice>> OpenFile(const FlashOptions& options,
                                                        const std::string& path);
 
@@ -244,6 +258,7 @@ class FlashDevice {
   FlashDevice& operator=(const FlashDevice&) = delete;
 
   uint64_t logical_pages() const;
+  bool direct_io() const;  // file medium opened with O_DIRECT
 
   // Writes pages[i] (kPageBytes each, any alignment) to logical page lpns[i].
   // A later entry for the same page wins. Errors: kInvalidArgument (page out
@@ -253,6 +268,9 @@ class FlashDevice {
 
   // Reads logical pages into out[i] (kPageBytes each). Errors: kInvalidArgument,
   // kCorruption (a checksum failed; that page's buffer is zeroed), kIoError.
+  // A page found corrupt by the recovery scan (its data checksum fails but
+  // later pages of its block are intact, so it was not torn by a crash)
+  // stays mapped and keeps reporting kCorruption.
   Status Read(std::span<const uint64_t> lpns, std::span<uint8_t* const> out);
 
   // Unmaps logical pages; they read as zeros afterwards.

@@ -28,7 +28,9 @@ std::string LpnRange(uint64_t lpn, uint64_t pages) {
 void SlotBuffer::Free::operator()(uint8_t* p) const { std::free(p); }
 
 SlotBuffer::SlotBuffer(size_t slots) : slots_(slots) {
-  auto* p = static_cast<uint8_t*>(std::aligned_alloc(4096, slots * kSlotBytes));
+  // aligned_alloc wants a size that is a multiple of the alignment.
+  size_t bytes = (slots * kSlotBytes + 4095) / 4096 * 4096;
+  auto* p = static_cast<uint8_t*>(std::aligned_alloc(4096, bytes));
   if (p == nullptr) std::abort();
   std::memset(p, 0, slots * kSlotBytes);  // pre-touch: first touch is slow here
   data_.reset(p);
@@ -102,7 +104,8 @@ Status FlashDevice::Impl::DropPendingOnError(Status s) {
 // Copies one page into the staging buffer with its spare area and assigns it
 // a slot on the frontier. May run GC (host frontier) after submitting what
 // is already staged.
-Status FlashDevice::Impl::Stage(Frontier f, PageKind kind, uint32_t lpn, const uint8_t* data) {
+Status FlashDevice::Impl::Stage(Frontier f, PageKind kind, uint32_t lpn, const uint8_t* data,
+                                const uint64_t* keep_checksum) {
   if (f == Frontier::kHost) PS_RETURN_IF_ERROR(EnsureHostBlock());
   Result<uint64_t> slot = AllocSlot(f);
   if (!slot.ok()) return slot.status();
@@ -113,7 +116,7 @@ Status FlashDevice::Impl::Stage(Frontier f, PageKind kind, uint32_t lpn, const u
   spare.lpn = kind == PageKind::kData ? lpn : 0;
   spare.seq = next_seq_++;
   spare.erase_epoch = blocks_[*slot / ppb_].erase_count;
-  spare.data_checksum = Checksum(buf, kPageBytes);
+  spare.data_checksum = keep_checksum ? *keep_checksum : Checksum(buf, kPageBytes);
   EncodeSpare(spare, buf);
   pending_.push_back({*slot, lpn, kind});
   return Status::Ok();

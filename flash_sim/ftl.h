@@ -78,6 +78,7 @@ class FlashDevice::Impl {
 
   std::unique_ptr<Medium> owned_base;    // set by OpenFile
   std::unique_ptr<Medium> owned_faulty;  // set by OpenFile when faults are on
+  bool direct_io = false;                // set by OpenFile
 
  private:
   static constexpr uint32_t kNone = ~0u;
@@ -94,7 +95,9 @@ class FlashDevice::Impl {
   Status DropPendingOnError(Status s);
   Result<uint64_t> AllocSlot(Frontier f);
   Status EnsureHostBlock();
-  Status Stage(Frontier f, PageKind kind, uint32_t lpn, const uint8_t* data);
+  // keep_checksum: relocate a rotten page as is, still failing its checksum.
+  Status Stage(Frontier f, PageKind kind, uint32_t lpn, const uint8_t* data,
+               const uint64_t* keep_checksum = nullptr);
   Status StageTrimRecords(std::span<const uint32_t> lpns, Frontier f);
   Status SubmitPending();
   void Commit(const Pending& p);
@@ -109,7 +112,7 @@ class FlashDevice::Impl {
   Result<uint32_t> TakeFreeBlock();
   uint32_t PickVictim(uint32_t max_valid) const;
   Status RelocateAndErase(uint32_t block);
-  Status ReadForRelocation(std::span<SlotIo> ios);
+  Status ReadForRelocation(std::span<SlotIo> ios, std::vector<bool>& rotten);
   Status EraseBlock(uint32_t block);
   Status MaybeLevelWear();
   Status CollectOne(uint32_t max_valid, bool* freed);
@@ -120,6 +123,9 @@ class FlashDevice::Impl {
   Status Recover();
   Status ScanBlock(uint32_t block, std::vector<uint64_t>& best_seq,
                    std::vector<uint64_t>& trim_seq, uint64_t& max_seq);
+  void AdoptPage(uint64_t slot, const uint8_t* buf, const SpareArea& spare,
+                 std::vector<uint64_t>& best_seq, std::vector<uint64_t>& trim_seq,
+                 uint64_t& max_seq);
 
   // Constant after construction.
   const FlashOptions opts_;
@@ -144,6 +150,7 @@ class FlashDevice::Impl {
   std::vector<SlotIo> ios_;
   SlotBuffer gc_buf_;            // one block of slots for relocation reads
   std::vector<SlotIo> gc_ios_;
+  std::vector<bool> gc_rotten_;
   FlashMetrics counters_;        // traffic/GC counters; the rest computed in Metrics()
 
   // Background GC.

@@ -70,17 +70,21 @@ Status FlashDevice::Impl::CollectOne(uint32_t max_valid, bool* freed) {
 }
 
 // Reads every slot of `ios` and checks its checksums, re-reading a slot that
-// fails (a transient bit flip). A page that stays bad stops the relocation.
-Status FlashDevice::Impl::ReadForRelocation(std::span<SlotIo> ios) {
+// fails (read disturb is transient). A page that stays bad is rotten: it is
+// flagged so that GC moves it as is and it keeps reporting kCorruption,
+// rather than one bad page pinning its block forever.
+Status FlashDevice::Impl::ReadForRelocation(std::span<SlotIo> ios, std::vector<bool>& rotten) {
   PS_RETURN_IF_ERROR(medium_->Read(ios));
-  for (SlotIo& io : ios) {
+  rotten.assign(ios.size(), false);
+  for (size_t k = 0; k < ios.size(); k++) {
+    SlotIo& io = ios[k];
     for (int attempt = 0;; attempt++) {
       std::optional<SpareArea> spare = DecodeSpare(io.buf);
       if (spare && DataChecksumMatches(*spare, io.buf)) break;
       if (attempt == kRelocationReadRetries) {
         counters_.read_errors++;
-        return Status::Corruption("GC: physical slot " + std::to_string(io.slot) +
-                                  " keeps failing its checksum; block left in place");
+        rotten[k] = true;
+        break;
       }
       PS_RETURN_IF_ERROR(medium_->Read(std::span(&io, 1)));
     }
@@ -109,16 +113,26 @@ Status FlashDevice::Impl::RelocateAndErase(uint32_t block) {
       reads.push_back({base + i, gc_buf_.slot(reads.size()), 0});
     }
   }
-  PS_RETURN_IF_ERROR(ReadForRelocation(reads));
+  std::vector<bool>& rotten = gc_rotten_;
+  PS_RETURN_IF_ERROR(ReadForRelocation(reads, rotten));
 
   std::vector<uint32_t> still_trimmed;
   size_t trim_records = 0;
-  for (const SlotIo& io : reads) {
+  for (size_t k = 0; k < reads.size(); k++) {
+    const SlotIo& io = reads[k];
+    std::optional<SpareArea> spare = rotten[k] ? DecodeSpare(io.buf) : std::nullopt;
     if (slot_state_[io.slot] == SlotState::kValid) {
-      PS_RETURN_IF_ERROR(Stage(Frontier::kGc, PageKind::kData, slot_lpn_[io.slot], io.buf));
+      const uint64_t* keep = spare ? &spare->data_checksum : nullptr;
+      if (rotten[k] && !spare) {
+        static constexpr uint64_t kNeverMatches = 0;  // spare area itself is unreadable
+        keep = &kNeverMatches;
+      }
+      PS_RETURN_IF_ERROR(Stage(Frontier::kGc, PageKind::kData, slot_lpn_[io.slot], io.buf, keep));
       counters_.gc_pages_moved++;
       continue;
     }
+    trim_records++;
+    if (rotten[k]) continue;  // an unreadable trim record: its entries are lost
     // A trim record stays needed for pages still unmapped that have an old
     // copy somewhere on flash; the rest of its entries are dropped.
     uint32_t n = std::min(GetU32(io.buf), kTrimRecordMaxEntries);
@@ -128,7 +142,6 @@ Status FlashDevice::Impl::RelocateAndErase(uint32_t block) {
         still_trimmed.push_back(uint32_t(lpn));
       }
     }
-    trim_records++;
   }
   PS_RETURN_IF_ERROR(StageTrimRecords(still_trimmed, Frontier::kGc));
   PS_RETURN_IF_ERROR(SubmitPending());

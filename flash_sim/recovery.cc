@@ -58,6 +58,8 @@ Status FlashDevice::Impl::ScanBlock(uint32_t block, std::vector<uint64_t>& best_
   for (uint32_t i = 0; i < ppb_; i++) gc_ios_.push_back({base + i, gc_buf_.slot(i), 0});
   PS_RETURN_IF_ERROR(medium_->Read(gc_ios_));
   bool programmed = false;
+  int64_t last_good = -1;  // index of the last intact page of this epoch
+  std::vector<std::pair<uint32_t, SpareArea>> suspects;
   for (uint32_t i = 0; i < ppb_; i++) {
     SlotIo& io = gc_ios_[i];
     std::optional<SpareArea> spare = DecodeSpare(io.buf);
@@ -70,41 +72,37 @@ Status FlashDevice::Impl::ScanBlock(uint32_t block, std::vector<uint64_t>& best_
     }
     if (spare->erase_epoch < m.erase_count) continue;  // from before the last erase
     programmed = true;
-    bool good = spare->erase_epoch == m.erase_count;
-    for (int attempt = 0; good && !DataChecksumMatches(*spare, io.buf); attempt++) {
-      if (attempt == kScanReadRetries) {
-        good = false;  // torn page: never acknowledged as flushed
-        break;
-      }
-      PS_RETURN_IF_ERROR(medium_->Read(std::span(&io, 1)));
-      spare = DecodeSpare(io.buf);
-      good = spare && spare->erase_epoch == m.erase_count;
-    }
-    if (!good) {
-      slot_state_[io.slot] = SlotState::kDead;
+    if (spare->erase_epoch != m.erase_count) {
+      slot_state_[io.slot] = SlotState::kDead;  // from the future: never acknowledged
       continue;
     }
-    max_seq = std::max(max_seq, spare->seq);
-    m.last_write_seq = std::max(m.last_write_seq, spare->seq);
-    if (spare->kind == PageKind::kTrimRecord) {
-      slot_state_[io.slot] = SlotState::kTrim;
-      uint32_t n = std::min(GetU32(io.buf), kTrimRecordMaxEntries);
-      for (uint32_t e = 0; e < n; e++) {
-        uint64_t lpn = GetU64(io.buf + 8 + 8 * e);
-        if (lpn < logical_pages_) trim_seq[lpn] = std::max(trim_seq[lpn], spare->seq);
-      }
+    bool data_ok = DataChecksumMatches(*spare, io.buf);
+    for (int attempt = 0; !data_ok && attempt < kScanReadRetries; attempt++) {
+      PS_RETURN_IF_ERROR(medium_->Read(std::span(&io, 1)));  // a transient flip?
+      std::optional<SpareArea> again = DecodeSpare(io.buf);
+      data_ok = again && again->seq == spare->seq && DataChecksumMatches(*again, io.buf);
+    }
+    if (!data_ok) {
+      // Torn (the last page programmed before a crash) or rotten; decided
+      // below, once we know whether later pages of the block are intact.
+      suspects.push_back({i, *spare});
       continue;
     }
-    if (spare->lpn >= logical_pages_) {
-      slot_state_[io.slot] = SlotState::kDead;
+    last_good = int64_t(i);
+    AdoptPage(io.slot, io.buf, *spare, best_seq, trim_seq, max_seq);
+  }
+  for (const auto& [i, spare] : suspects) {
+    uint64_t slot = base + i;
+    if (int64_t(i) > last_good || spare.kind != PageKind::kData) {
+      // A torn page was never acknowledged as flushed: it never existed. (A
+      // rotten trim record cannot be read; its pages may come back.)
+      slot_state_[slot] = SlotState::kDead;
       continue;
     }
-    slot_state_[io.slot] = SlotState::kValid;  // candidate, resolved in Recover
-    slot_lpn_[io.slot] = uint32_t(spare->lpn);
-    if (spare->seq > best_seq[spare->lpn]) {
-      best_seq[spare->lpn] = spare->seq;
-      l2p_[spare->lpn] = uint32_t(io.slot);
-    }
+    // Pages programmed after it are intact, so it was flushed and then
+    // rotted: keep it, so that reading it reports kCorruption.
+    counters_.read_errors++;
+    AdoptPage(slot, gc_buf_.slot(i), spare, best_seq, trim_seq, max_seq);
   }
   if (programmed) {
     // A partly written block is closed: its remaining slots wait for GC.
@@ -112,6 +110,36 @@ Status FlashDevice::Impl::ScanBlock(uint32_t block, std::vector<uint64_t>& best_
     m.write_ptr = ppb_;
   }
   return Status::Ok();
+}
+
+// Records one readable page found by the scan as a mapping candidate.
+void FlashDevice::Impl::AdoptPage(uint64_t slot, const uint8_t* buf, const SpareArea& spare,
+                                  std::vector<uint64_t>& best_seq, std::vector<uint64_t>& trim_seq,
+                                  uint64_t& max_seq) {
+  BlockMeta& m = blocks_[slot / ppb_];
+  {
+    max_seq = std::max(max_seq, spare.seq);
+    m.last_write_seq = std::max(m.last_write_seq, spare.seq);
+    if (spare.kind == PageKind::kTrimRecord) {
+      slot_state_[slot] = SlotState::kTrim;
+      uint32_t n = std::min(GetU32(buf), kTrimRecordMaxEntries);
+      for (uint32_t e = 0; e < n; e++) {
+        uint64_t lpn = GetU64(buf + 8 + 8 * e);
+        if (lpn < logical_pages_) trim_seq[lpn] = std::max(trim_seq[lpn], spare.seq);
+      }
+      return;
+    }
+    if (spare.lpn >= logical_pages_) {
+      slot_state_[slot] = SlotState::kDead;
+      return;
+    }
+    slot_state_[slot] = SlotState::kValid;  // candidate, resolved in Recover
+    slot_lpn_[slot] = uint32_t(spare.lpn);
+    if (spare.seq > best_seq[spare.lpn]) {
+      best_seq[spare.lpn] = spare.seq;
+      l2p_[spare.lpn] = uint32_t(slot);
+    }
+  }
 }
 
 Status FlashDevice::Impl::Recover() {

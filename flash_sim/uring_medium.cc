@@ -1,13 +1,13 @@
 // The file medium: a backing file (layout in file_medium_format.h) driven
-// through one io_uring. Batches of slots are sorted, adjacent slots are
-// coalesced into vectored I/Os, and a whole batch is queued before waiting.
+// through one io_uring (uring_ring.h). Batches of slots are sorted, adjacent
+// slots are coalesced into vectored I/Os, and a whole batch is queued before
+// waiting.
 #include <fcntl.h>
-#include <liburing.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cassert>
 #include <cerrno>
 #include <cstring>
 #include <mutex>
@@ -16,137 +16,18 @@
 
 #include "flash_sim/file_medium_format.h"
 #include "flash_sim/medium_internal.h"
+#include "flash_sim/uring_ring.h"
 
 namespace pstorage::flash {
 namespace {
 
 namespace ff = file_format;
 
-constexpr unsigned kRingDepth = 128;       // I/Os in flight at once
+using internal::ErrnoStatus;
+using internal::Ring;
+using internal::Transfer;
+
 constexpr uint32_t kMaxIovecsPerIo = 256;  // slots coalesced into one I/O
-
-Status ErrnoStatus(const std::string& what, int error) {
-  return Status::IoError(what + ": " + std::strerror(error));
-}
-
-// One vectored transfer: a run of adjacent slots, or one metadata region.
-struct Transfer {
-  uint64_t offset = 0;           // file offset of the next byte to move
-  uint64_t remaining_bytes = 0;  // bytes not yet moved
-  iovec* iov = nullptr;          // iovecs not yet fully moved (advanced in place)
-  uint32_t iov_count = 0;
-  uint32_t first = 0;       // slot runs: position of the first slot in the plan
-  uint32_t slot_count = 0;  // slot runs: how many slots
-  int error = 0;            // positive errno once failed
-};
-
-// Owns the io_uring. Not thread-safe: the medium serializes callers.
-class Ring {
- public:
-  Ring() = default;
-  Ring(const Ring&) = delete;
-  Ring& operator=(const Ring&) = delete;
-  ~Ring() {
-    if (initialized_) io_uring_queue_exit(&ring_);
-  }
-
-  Status Init() {
-    const int ret = io_uring_queue_init(kRingDepth, &ring_, 0);
-    if (ret < 0) return ErrnoStatus("io_uring_queue_init", -ret);
-    initialized_ = true;
-    return Status::Ok();
-  }
-
-  // Moves every transfer completely or sets its `error`. A short transfer is
-  // requeued for its remainder. Non-OK only when the ring itself failed.
-  Status Run(int fd, bool write, std::span<Transfer> transfers) {
-    if (broken_) return FailAll(transfers);
-    queue_.clear();
-    for (uint32_t i = 0; i < transfers.size(); i++) queue_.push_back(i);
-    size_t next = 0;
-    unsigned in_flight = 0;
-    while (next < queue_.size() || in_flight > 0) {
-      for (; in_flight < kRingDepth && next < queue_.size(); next++, in_flight++) {
-        Prep(fd, write, transfers[queue_[next]], queue_[next]);
-      }
-      const int ret = io_uring_submit_and_wait(&ring_, 1);
-      if (ret == -EINTR) continue;  // the wait was interrupted; submission stands
-      if (ret < 0) {
-        // The kernel may still own queued requests, so the ring is unusable.
-        broken_ = true;
-        return FailAll(transfers);
-      }
-      in_flight -= Reap(transfers);
-    }
-    return Status::Ok();
-  }
-
- private:
-  void Prep(int fd, bool write, const Transfer& t, uint32_t index) {
-    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-    // Invariant: at most kRingDepth prepared and unreaped, and the SQ has kRingDepth entries.
-    assert(sqe != nullptr);
-    if (write) {
-      io_uring_prep_writev(sqe, fd, t.iov, t.iov_count, t.offset);
-    } else {
-      io_uring_prep_readv(sqe, fd, t.iov, t.iov_count, t.offset);
-    }
-    io_uring_sqe_set_data64(sqe, index);
-  }
-
-  unsigned Reap(std::span<Transfer> transfers) {
-    unsigned head;
-    unsigned count = 0;
-    io_uring_cqe* cqe;
-    io_uring_for_each_cqe(&ring_, head, cqe) {
-      const auto index = static_cast<uint32_t>(io_uring_cqe_get_data64(cqe));
-      Complete(transfers[index], index, cqe->res);
-      count++;
-    }
-    io_uring_cq_advance(&ring_, count);
-    return count;
-  }
-
-  void Complete(Transfer& t, uint32_t index, int res) {
-    if (res < 0) {
-      t.error = -res;
-    } else if (res == 0) {
-      t.error = EIO;  // end of file inside the medium: the file shrank under us
-    } else {
-      Advance(t, static_cast<uint64_t>(res));
-      if (t.remaining_bytes > 0) queue_.push_back(index);  // short: move the rest
-    }
-  }
-
-  static void Advance(Transfer& t, uint64_t moved) {
-    assert(moved <= t.remaining_bytes);
-    t.offset += moved;
-    t.remaining_bytes -= moved;
-    while (moved > 0) {
-      if (moved >= t.iov->iov_len) {
-        moved -= t.iov->iov_len;
-        t.iov++;
-        t.iov_count--;
-      } else {
-        t.iov->iov_base = static_cast<uint8_t*>(t.iov->iov_base) + moved;
-        t.iov->iov_len -= moved;
-        moved = 0;
-      }
-    }
-  }
-
-  static Status FailAll(std::span<Transfer> transfers) {
-    for (Transfer& t : transfers) {
-      if (t.remaining_bytes > 0 && t.error == 0) t.error = EIO;
-    }
-    return Status::IoError("io_uring submission failed");
-  }
-
-  io_uring ring_{};
-  bool initialized_ = false;
-  bool broken_ = false;
-  std::vector<uint32_t> queue_;  // transfers to (re)submit; capacity reused
-};
 
 class UringMedium final : public internal::RestorableMedium {
  public:

@@ -18,7 +18,7 @@ TEST_P(ChurnTest, TwentyTimesCapacityAtNinetyPercentFill) {
   FlashOptions o = SmallOptions(8, 32);
   o.gc_policy = GetParam().policy;
   o.static_wl_threshold = 16;
-  auto medium = NewMemoryMedium(GeometryFor(o));
+  auto medium = NewMemoryMedium(GeometryOf(o));
   auto dev = FlashDevice::Open(o, medium.get());
   ASSERT_TRUE(dev.ok()) << dev.status().ToString();
   FlashDevice& d = **dev;
@@ -74,7 +74,7 @@ TEST_P(ChurnTest, StaticWearLevelingMovesColdData) {
   FlashOptions o = SmallOptions(4, 32);
   o.gc_policy = GetParam().policy;
   o.static_wl_threshold = 8;
-  auto medium = NewMemoryMedium(GeometryFor(o));
+  auto medium = NewMemoryMedium(GeometryOf(o));
   auto dev = FlashDevice::Open(o, medium.get());
   ASSERT_OK(dev.status());
   FlashDevice& d = **dev;

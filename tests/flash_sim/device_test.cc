@@ -17,10 +17,10 @@ class DeviceTest : public ::testing::TestWithParam<Kind> {
   // Opens a device with `o` on a fresh medium of the parameter's kind.
   std::unique_ptr<FlashDevice> Open(const FlashOptions& o) {
     if (GetParam() == Kind::kMemory) {
-      medium_ = NewMemoryMedium(GeometryFor(o));
+      medium_ = NewMemoryMedium(GeometryOf(o));
     } else {
       dir_ = ScratchDir("device");
-      Result<std::unique_ptr<Medium>> m = OpenFileMedium(dir_ + "/flash.img", GeometryFor(o));
+      Result<std::unique_ptr<Medium>> m = OpenFileMedium(dir_ + "/flash.img", GeometryOf(o));
       EXPECT_TRUE(m.ok()) << m.status().ToString();
       medium_ = std::move(*m);
     }

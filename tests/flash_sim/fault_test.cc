@@ -10,7 +10,7 @@ class FaultTest : public ::testing::Test {
  protected:
   void Open(const FlashOptions& o, const FaultOptions& fo = {}) {
     opts_ = o;
-    base_ = NewMemoryMedium(GeometryFor(o));
+    base_ = NewMemoryMedium(GeometryOf(o));
     faulty_ = std::make_unique<FaultyMedium>(base_.get(), fo);
     auto dev = FlashDevice::Open(o, faulty_.get());
     ASSERT_TRUE(dev.ok()) << dev.status().ToString();

@@ -113,15 +113,10 @@ inline FlashOptions SmallOptions(uint64_t capacity_mib = 4, uint32_t ppb = 32) {
   return o;
 }
 
-inline MediumGeometry GeometryFor(const FlashOptions& o) {
-  // Mirrors the device's layout rule (device.cc): ceil(logical * (1 + op))
-  // pages in whole blocks, and at least two frontiers plus the watermark spare.
-  uint64_t logical = o.logical_capacity_bytes / kPageBytes;
-  double phys = std::ceil(double(logical) * (1.0 + o.over_provisioning));
-  uint64_t blocks = uint64_t(std::ceil(phys / o.pages_per_block));
-  uint64_t logical_blocks = (logical + o.pages_per_block - 1) / o.pages_per_block;
-  blocks = std::max<uint64_t>(blocks, logical_blocks + o.gc_low_watermark_blocks + 2);
-  return MediumGeometry{o.pages_per_block, uint32_t(blocks)};
+inline MediumGeometry GeometryOf(const FlashOptions& o) {
+  Result<MediumGeometry> g = GeometryFor(o);
+  EXPECT_TRUE(g.ok()) << g.status().ToString();
+  return g.ok() ? *g : MediumGeometry{};
 }
 
 // A fresh directory for file-medium tests, on a file system that accepts
