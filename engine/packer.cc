@@ -1,0 +1,180 @@
+#include "engine/packer.h"
+
+#include <cassert>
+#include <cstring>
+
+namespace pstorage::engine {
+
+using flash::kPageBytes;
+
+Packer::Packer(flash::FlashDevice* flash, uint32_t pages) : flash_(flash), live_(pages, 0) {
+  free_.reserve(pages);
+  for (uint32_t p = pages; p > 0; p--) free_.push_back(p - 1);
+  std::memset(open_buf_, 0, sizeof(open_buf_));
+}
+
+uint32_t Packer::AllocLocked() {
+  if (free_.empty()) return kNoPage;
+  const uint32_t page = free_.back();
+  free_.pop_back();
+  assert(live_[page] == 0);
+  return page;
+}
+
+void Packer::AddLiveLocked(uint32_t page, uint32_t length) {
+  if (live_[page] == 0) pages_used_++;
+  // Invariant: a page never holds more live bytes than it has.
+  assert(live_[page] + length <= kPageBytes);
+  live_[page] = uint16_t(live_[page] + length);
+}
+
+bool Packer::SubLiveLocked(uint32_t page, uint32_t length) {
+  assert(live_[page] >= length);
+  live_[page] = uint16_t(live_[page] - length);
+  if (live_[page] != 0) return false;
+  pages_used_--;
+  return true;
+}
+
+Status Packer::Write(std::span<const Fragment> fragments, std::span<Location> out) {
+  assert(fragments.size() == out.size());
+  std::lock_guard write_lock(write_mu_);
+  // At most one new page per fragment; sized once for the largest batch.
+  if (new_pages_buf_.size() < fragments.size() * kPageBytes) {
+    new_pages_buf_.resize(fragments.size() * kPageBytes);
+  }
+  lpns_.clear();
+  bufs_.clear();
+  placed_.clear();
+  allocated_.clear();
+
+  // The batch's open page lives in locals until the write succeeds, so a
+  // concurrent Release() still sees the old open page as open.
+  uint32_t cur = kNoPage, fill = 0;
+  uint8_t* buf = nullptr;
+  bool touched = false;
+  size_t new_pages = 0;
+  auto rollback_locked = [&] {
+    for (const auto& [page, length] : placed_) SubLiveLocked(page, length);
+    for (uint32_t page : allocated_) free_.push_back(page);
+  };
+  {
+    std::lock_guard lock(mu_);
+    cur = open_page_, fill = open_fill_, buf = open_buf_;
+    for (size_t i = 0; i < fragments.size(); i++) {
+      const Fragment& f = fragments[i];
+      assert(f.length > 0 && f.length <= kPageBytes);
+      const bool raw = f.length == kPageBytes;
+      if (!raw && cur != kNoPage && fill + f.length <= kPageBytes) {
+        // Fits the open page.
+      } else {
+        const uint32_t page = AllocLocked();
+        if (page == kNoPage) {
+          rollback_locked();
+          return Status::NoSpace("content store: no free flash page");
+        }
+        allocated_.push_back(page);
+        if (raw) {
+          AddLiveLocked(page, kPageBytes);
+          placed_.push_back({page, kPageBytes});
+          lpns_.push_back(page);
+          bufs_.push_back(f.data);  // the caller's block, written in place
+          out[i] = {page, 0};
+          continue;
+        }
+        if (touched) lpns_.push_back(cur), bufs_.push_back(buf);
+        cur = page, fill = 0, touched = false;
+        buf = &new_pages_buf_[new_pages++ * kPageBytes];
+        std::memset(buf, 0, kPageBytes);
+      }
+      std::memcpy(buf + fill, f.data, f.length);
+      out[i] = {cur, fill};
+      AddLiveLocked(cur, f.length);
+      placed_.push_back({cur, f.length});
+      fill += f.length;
+      touched = true;
+    }
+    if (touched) lpns_.push_back(cur), bufs_.push_back(buf);
+  }
+  if (lpns_.empty()) return Status::Ok();
+
+  const Status s = flash_->Write(lpns_, bufs_);
+  std::lock_guard lock(mu_);
+  if (!s.ok()) {
+    // Unpublished fragments are dead; pages opened for them were never
+    // referenced by anything, so they go straight back to the free list.
+    rollback_locked();
+    return s;
+  }
+  if (cur != open_page_) {
+    if (open_page_ != kNoPage && live_[open_page_] == 0) pending_.push_back(open_page_);
+    open_page_ = cur;
+    std::memcpy(open_buf_, buf, kPageBytes);
+  }
+  open_fill_ = fill;
+  return Status::Ok();
+}
+
+void Packer::Release(uint32_t page, uint32_t length) {
+  std::lock_guard lock(mu_);
+  if (SubLiveLocked(page, length) && page != open_page_) pending_.push_back(page);
+}
+
+Status Packer::RecycleFreed() {
+  std::vector<uint64_t> pages;
+  {
+    std::scoped_lock lock(write_mu_, mu_);  // write_mu_: no Write is filling the open page
+    pages.assign(pending_.begin(), pending_.end());
+    pending_.clear();
+    if (open_page_ != kNoPage && live_[open_page_] == 0) {
+      pages.push_back(open_page_);
+      open_page_ = kNoPage;
+      open_fill_ = 0;
+    }
+  }
+  if (pages.empty()) return Status::Ok();
+  const Status s = flash_->Trim(pages);
+  std::lock_guard lock(mu_);
+  for (uint64_t page : pages) (s.ok() ? free_ : pending_).push_back(uint32_t(page));
+  return s;
+}
+
+Status Packer::Rebuild(const std::vector<uint16_t>& live) {
+  assert(live.size() == live_.size());
+  std::vector<uint64_t> unused;
+  {
+    std::scoped_lock lock(write_mu_, mu_);
+    live_ = live;
+    free_.clear();
+    pending_.clear();
+    pages_used_ = 0;
+    open_page_ = kNoPage;
+    open_fill_ = 0;
+    for (uint32_t p = uint32_t(live_.size()); p > 0; p--) {
+      if (live_[p - 1] != 0) {
+        pages_used_++;
+      } else {
+        free_.push_back(p - 1);
+        unused.push_back(p - 1);
+      }
+    }
+  }
+  return unused.empty() ? Status::Ok() : flash_->Trim(unused);
+}
+
+uint32_t Packer::open_page() const {
+  std::lock_guard lock(mu_);
+  return open_page_;
+}
+
+uint64_t Packer::pages_used() const {
+  std::lock_guard lock(mu_);
+  return pages_used_;
+}
+
+uint64_t Packer::pages_pending() const {
+  std::lock_guard lock(mu_);
+  return pending_.size();
+}
+
+}  // namespace pstorage::engine

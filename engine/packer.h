@@ -1,0 +1,94 @@
+// Internal to the content store: where fragments go on flash.
+//
+// Owns the flash logical pages [0, pages): a free list, per-page live bytes,
+// freed-pending pages, and the open page -- a 4096-byte buffer that takes
+// fragments back to back until the next one does not fit. Write() places a
+// batch of fragments (the open page, then new pages; a raw block gets a page
+// of its own) and writes every page it touched -- including the open page,
+// rewritten as it fills -- in ONE FlashDevice::Write.
+//
+// Invariants: a page is in exactly one of {free, pending, in use (live > 0
+// or open)}; live bytes never exceed kPageBytes. Each write of the open
+// page carries every fragment placed on it before, because Write() calls
+// are serialized (write_mu_): a later write of a page never loses an
+// earlier fragment.
+//
+// Thread safety: every method may be called concurrently. Write() holds
+// write_mu_ across the flash write; Release() and the accessors take only
+// mu_, so frees never wait for flash I/O.
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+#include "flash_sim/flash.h"
+
+namespace pstorage::engine {
+
+class Packer {
+ public:
+  static constexpr uint32_t kNoPage = UINT32_MAX;
+
+  struct Fragment {
+    const uint8_t* data = nullptr;  // valid until Write() returns
+    uint32_t length = 0;            // kPageBytes: a raw block, stored as a whole page
+  };
+  struct Location {
+    uint32_t page = 0;
+    uint32_t offset = 0;
+  };
+
+  // Borrows `flash`, which must outlive the packer; manages pages [0, pages).
+  Packer(flash::FlashDevice* flash, uint32_t pages);
+
+  // Places `fragments` (out[i] receives fragment i's location) and writes
+  // the pages. Their live bytes count from now on. Errors: kNoSpace (no
+  // free page), the flash Write's error. On error nothing stays placed.
+  Status Write(std::span<const Fragment> fragments, std::span<Location> out);
+
+  // A fragment is no longer live. A page left without live bytes (and not
+  // open) becomes freed-pending.
+  void Release(uint32_t page, uint32_t length);
+
+  // Trims the pending pages (and an open page without live bytes) in one
+  // flash Trim and returns them to the free list. On error they stay pending.
+  Status RecycleFreed();
+
+  // Recovery: `live[p]` is page p's live bytes. Every other page is trimmed
+  // and free; nothing is pending; there is no open page.
+  Status Rebuild(const std::vector<uint16_t>& live);
+
+  uint32_t pages() const { return uint32_t(live_.size()); }
+  uint32_t open_page() const;
+  uint64_t pages_used() const;  // pages with live bytes
+  uint64_t pages_pending() const;
+
+ private:
+  uint32_t AllocLocked();
+  void AddLiveLocked(uint32_t page, uint32_t length);
+  bool SubLiveLocked(uint32_t page, uint32_t length);  // true when it reaches 0
+
+  flash::FlashDevice* const flash_;
+
+  std::mutex write_mu_;  // serializes Write(); guards the members up to mu_
+  alignas(64) uint8_t open_buf_[flash::kPageBytes];  // the open page's bytes
+  std::vector<uint8_t> new_pages_buf_;               // pages opened by the current Write
+  std::vector<uint64_t> lpns_;
+  std::vector<const uint8_t*> bufs_;
+  std::vector<std::pair<uint32_t, uint32_t>> placed_;  // (page, length) of the current Write
+  std::vector<uint32_t> allocated_;
+
+  mutable std::mutex mu_;       // guards everything below
+  std::vector<uint16_t> live_;  // live bytes per page
+  std::vector<uint32_t> free_;  // a stack; low pages first after construction
+  std::vector<uint32_t> pending_;
+  uint32_t open_page_ = kNoPage;
+  uint32_t open_fill_ = 0;
+  uint64_t pages_used_ = 0;
+};
+
+}  // namespace pstorage::engine
