@@ -308,7 +308,10 @@ Status Engine::Impl::Checkpoint() {
 }
 
 void Engine::Impl::MaybeCheckpoint() {
-  if (journal_->size_bytes() < opts_.checkpoint_journal_bytes) return;
+  {
+    std::shared_lock lock(catalog_mu_);  // Checkpoint swaps journal_ under it
+    if (journal_->size_bytes() < opts_.checkpoint_journal_bytes) return;
+  }
   (void)Checkpoint();  // on failure the journal keeps growing; the next call retries
 }
 

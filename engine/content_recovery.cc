@@ -87,7 +87,7 @@ Status ContentStore::FinishRecovery() {
 
 void ContentStore::Serialize(std::vector<uint8_t>* out) const {
   namespace fmt = content_format;
-  const Impl& s = *impl_;
+  Impl& s = *impl_;
   std::unique_lock lock(s.store_mu);
   const uint32_t limit = s.table.id_limit();
   uint64_t count = 0;
@@ -109,6 +109,9 @@ void ContentStore::Serialize(std::vector<uint8_t>* out) const {
     p += fmt::kRecordBytes;
   }
   fmt::PutU64(p, XXH3_64bits_dispatch(out->data(), size_t(p - out->data())));
+  // Once this image is durable, what was freed before it may be recycled.
+  s.table.MarkCheckpoint();
+  s.packer.MarkCheckpoint();
 }
 
 Status ContentStore::Load(const uint8_t* data, size_t size) {

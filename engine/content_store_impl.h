@@ -15,6 +15,11 @@
 // Ref() on a content the caller knows (journal replay) -- a dedupe hit
 // takes a reference only when the count is above zero.
 //
+// Recycling: RecycleFreed() reuses only the ids and pages freed before the
+// last Serialize() -- the checkpoint that makes those frees durable. A free
+// after it may still be undone by a crash (its journal record not yet
+// durable), so its page must keep its bytes until the next checkpoint.
+//
 // Known, accepted races: two Puts of the same new block at the same time
 // may both store it (a content is indexed only once its bytes are on
 // flash); both copies are correct, only space is lost. Serialize sees the

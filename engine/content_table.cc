@@ -59,12 +59,16 @@ void ContentTable::Release(uint32_t id) {
   pending_.push_back(id);
 }
 
-size_t ContentTable::RecyclePending() {
+void ContentTable::MarkCheckpoint() {
   std::lock_guard lock(mu_);
-  const size_t n = pending_.size();
-  free_.insert(free_.end(), pending_.begin(), pending_.end());
-  pending_.clear();
-  return n;
+  checkpointed_ = pending_.size();
+}
+
+void ContentTable::RecyclePending() {
+  std::lock_guard lock(mu_);
+  free_.insert(free_.end(), pending_.begin(), pending_.begin() + long(checkpointed_));
+  pending_.erase(pending_.begin(), pending_.begin() + long(checkpointed_));
+  checkpointed_ = 0;
 }
 
 size_t ContentTable::pending() const {
@@ -87,6 +91,7 @@ void ContentTable::RebuildFreeLists() {
   std::lock_guard lock(mu_);
   free_.clear();
   pending_.clear();
+  checkpointed_ = 0;
   const uint32_t limit = limit_.load(std::memory_order_relaxed);
   // Highest first, so Allocate() hands out low ids first once recycled.
   for (uint32_t id = limit - 1; id >= 1; id--) {

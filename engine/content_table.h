@@ -74,17 +74,19 @@ class ContentTable {
   bool Allocate(std::span<uint32_t> out);
   // Returns ids allocated but never published (a failed write).
   void Unallocate(std::span<const uint32_t> ids);
-  // A freed content's id: reusable only after Recycle().
+  // A freed content's id: pending, reusable only after RecyclePending().
   void Release(uint32_t id);
-  // Moves pending ids to the free list; returns how many.
-  size_t RecyclePending();
+  // A checkpoint now covers every id pending so far.
+  void MarkCheckpoint();
+  // Moves the ids pending at the last MarkCheckpoint() to the free list.
+  void RecyclePending();
   size_t pending() const;
 
   // Recovery: makes `id` addressable (a journaled or checkpointed id).
   void Reserve(uint32_t id);
   // Recovery: every id < id_limit() not in use becomes pending. A journal
   // not yet checkpointed may still name such an id (as a dead content), so
-  // none is reused before the next RecyclePending().
+  // none is reused before the next checkpoint.
   void RebuildFreeLists();
 
   // Resident bytes: allocated chunks, directory and id lists.
@@ -99,7 +101,8 @@ class ContentTable {
 
   mutable std::mutex mu_;  // guards the lists below and chunk allocation
   std::vector<uint32_t> free_;
-  std::vector<uint32_t> pending_;
+  std::vector<uint32_t> pending_;  // in the order freed
+  size_t checkpointed_ = 0;        // pending_[0, checkpointed_) predate the last checkpoint
   uint64_t chunks_ = 0;
   uint64_t mids_ = 0;
 };

@@ -120,22 +120,41 @@ void Packer::Release(uint32_t page, uint32_t length) {
   if (SubLiveLocked(page, length) && page != open_page_) pending_.push_back(page);
 }
 
+void Packer::MarkCheckpoint() {
+  std::lock_guard lock(mu_);
+  checkpointed_ = pending_.size();
+  const bool empty_open = open_page_ != kNoPage && live_[open_page_] == 0;
+  empty_open_page_checkpointed_ = empty_open ? open_page_ : kNoPage;
+  empty_open_fill_checkpointed_ = open_fill_;
+}
+
 Status Packer::RecycleFreed() {
   std::vector<uint64_t> pages;
   {
     std::scoped_lock lock(write_mu_, mu_);  // write_mu_: no Write is filling the open page
-    pages.assign(pending_.begin(), pending_.end());
-    pending_.clear();
-    if (open_page_ != kNoPage && live_[open_page_] == 0) {
+    pages.assign(pending_.begin(), pending_.begin() + long(checkpointed_));
+    pending_.erase(pending_.begin(), pending_.begin() + long(checkpointed_));
+    checkpointed_ = 0;
+    // The open page goes too if it was empty at the checkpoint and nothing
+    // was placed on it since (a later fragment's free may not be durable).
+    if (open_page_ != kNoPage && open_page_ == empty_open_page_checkpointed_ &&
+        open_fill_ == empty_open_fill_checkpointed_ && live_[open_page_] == 0) {
       pages.push_back(open_page_);
       open_page_ = kNoPage;
       open_fill_ = 0;
     }
+    empty_open_page_checkpointed_ = kNoPage;
   }
   if (pages.empty()) return Status::Ok();
   const Status s = flash_->Trim(pages);
   std::lock_guard lock(mu_);
-  for (uint64_t page : pages) (s.ok() ? free_ : pending_).push_back(uint32_t(page));
+  if (s.ok()) {
+    for (uint64_t page : pages) free_.push_back(uint32_t(page));
+  } else {  // still pending, still covered by the checkpoint
+    std::vector<uint32_t> again(pages.begin(), pages.end());
+    pending_.insert(pending_.begin(), again.begin(), again.end());
+    checkpointed_ += again.size();
+  }
   return s;
 }
 
@@ -147,6 +166,8 @@ Status Packer::Rebuild(const std::vector<uint16_t>& live) {
     live_ = live;
     free_.clear();
     pending_.clear();
+    checkpointed_ = 0;
+    empty_open_page_checkpointed_ = kNoPage;
     pages_used_ = 0;
     open_page_ = kNoPage;
     open_fill_ = 0;

@@ -54,8 +54,11 @@ class Packer {
   // open) becomes freed-pending.
   void Release(uint32_t page, uint32_t length);
 
-  // Trims the pending pages (and an open page without live bytes) in one
-  // flash Trim and returns them to the free list. On error they stay pending.
+  // A checkpoint now covers every page pending so far (and the open page,
+  // if it has no live bytes and takes no fragment before RecycleFreed).
+  void MarkCheckpoint();
+  // Trims the pages pending at the last MarkCheckpoint() in one flash Trim
+  // and returns them to the free list. On error they stay pending.
   Status RecycleFreed();
 
   // Recovery: `live[p]` is page p's live bytes. Every other page is trimmed
@@ -82,12 +85,15 @@ class Packer {
   std::vector<std::pair<uint32_t, uint32_t>> placed_;  // (page, length) of the current Write
   std::vector<uint32_t> allocated_;
 
-  mutable std::mutex mu_;       // guards everything below
-  std::vector<uint16_t> live_;  // live bytes per page
-  std::vector<uint32_t> free_;  // a stack; low pages first after construction
-  std::vector<uint32_t> pending_;
+  mutable std::mutex mu_;          // guards everything below
+  std::vector<uint16_t> live_;     // live bytes per page
+  std::vector<uint32_t> free_;     // a stack; low pages first after construction
+  std::vector<uint32_t> pending_;  // in the order freed
+  size_t checkpointed_ = 0;        // pending_[0, checkpointed_) predate the last checkpoint
   uint32_t open_page_ = kNoPage;
   uint32_t open_fill_ = 0;
+  uint32_t empty_open_page_checkpointed_ = kNoPage;  // with open_fill_ then
+  uint32_t empty_open_fill_checkpointed_ = 0;
   uint64_t pages_used_ = 0;
 };
 

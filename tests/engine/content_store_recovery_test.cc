@@ -144,7 +144,7 @@ TEST_F(StoreTest, DeepReduceReclaimsSpaceAndKeepsEveryBlock) {
   }
   // A second pass finds (almost) nothing; the new locations survive a restart.
   ASSERT_TRUE(store_->DeepReduce().ok());
-  ASSERT_OK(store_->RecycleFreed());
+  ASSERT_OK(CheckpointAndRecycle());
   std::vector<uint8_t> image;
   store_->Serialize(&image);
   Reopen();

@@ -98,6 +98,13 @@ class StoreTest : public ::testing::Test {
     if (got != want) return ::testing::AssertionFailure() << "content " << e.value << " differs";
     return ::testing::AssertionSuccess();
   }
+  // What the engine does at a checkpoint: write the image, then recycle
+  // what was freed before it.
+  Status CheckpointAndRecycle() {
+    std::vector<uint8_t> image;
+    store_->Serialize(&image);
+    return store_->RecycleFreed();
+  }
   uint32_t RefCount(uint32_t id) {
     uint32_t refs = 0;
     store_->ForEachContent([&](uint32_t i, uint32_t n) { refs = i == id ? n : refs; });
