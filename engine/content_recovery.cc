@@ -20,20 +20,29 @@ Status ContentStore::Impl::InsertLocked(const ContentRecord& r, uint32_t refs) {
   if (r.codec != Codec::kRaw && r.codec != Codec::kLz4 && r.codec != Codec::kZstd) {
     return bad("unknown codec");
   }
-  if (r.length == 0 || r.offset + r.length > kBlockBytes) return bad("fragment outside its page");
+  if (r.length == 0 || r.offset >= kBlockBytes) return bad("fragment outside its page");
   if ((r.codec == Codec::kRaw) != (r.length == kBlockBytes)) return bad("raw iff a whole page");
+  // Fragments are shorter than a page (raw ones fill one): one that runs
+  // past its page's end continues on exactly one other page.
+  const bool spans = r.offset + r.length > kBlockBytes;
+  if (spans != (r.next_page != kNoNextPage)) return bad("next page iff past the page's end");
+  if (spans && (r.codec == Codec::kRaw || r.next_page >= packer.pages() || r.next_page == r.page)) {
+    return bad("bad next page");
+  }
   table.Reserve(r.id);
   ContentEntry& e = table.At(r.id);
   const uint32_t loc = Loc::Pack(r.offset, r.length, r.codec);
   if (Loc::InUse(e.loc.load(std::memory_order_relaxed))) {
     // Replaying a record twice is harmless; two different contents under
     // one id are not.
-    const bool same = e.hash == r.hash && e.page.load() == r.page && e.loc.load() == loc;
+    const bool same = e.hash == r.hash && e.page.load() == r.page &&
+                      e.next_page.load() == r.next_page && e.loc.load() == loc;
     return same ? Status::Ok()
                 : Status::AlreadyExists("content " + std::to_string(r.id) + " exists");
   }
   e.hash = r.hash;
   e.page.store(r.page, std::memory_order_relaxed);
+  e.next_page.store(r.next_page, std::memory_order_relaxed);
   e.refs.store(refs, std::memory_order_relaxed);
   e.loc.store(loc, std::memory_order_release);
   return Status::Ok();
@@ -49,17 +58,24 @@ Status ContentStore::FinishRecovery() {
   Impl& s = *impl_;
   std::unique_lock lock(s.store_mu);
   const uint32_t limit = s.table.id_limit();
-  // Live bytes per page, checked before anything changes.
+  // Live bytes per page (a spanning fragment's head on its page, its rest
+  // on the next), checked before anything changes.
   std::vector<uint32_t> live(s.packer.pages(), 0);
+  const auto add_live = [&live](uint32_t page, uint32_t bytes) {
+    live[page] += bytes;
+    return live[page] <= kBlockBytes ? Status::Ok()
+                                     : Status::Corruption("page " + std::to_string(page) +
+                                                          " holds more than a page of fragments");
+  };
   for (uint32_t id = 1; id < limit; id++) {
     const ContentEntry& e = s.table.At(id);
     const uint32_t loc = e.loc.load(std::memory_order_relaxed);
     if (!Loc::InUse(loc) || e.refs.load() == 0) continue;
-    uint32_t& page_live = live[e.page.load(std::memory_order_relaxed)];
-    page_live += Loc::Length(loc);
-    if (page_live > kBlockBytes) {
-      return Status::Corruption("page " + std::to_string(e.page.load()) +
-                                " holds more than a page of fragments");
+    const Packer::Location at = LocationOf(e, loc);
+    const uint32_t head = Packer::HeadBytes(at, Loc::Length(loc));
+    PS_RETURN_IF_ERROR(add_live(at.page, head));
+    if (at.next_page != kNoNextPage) {
+      PS_RETURN_IF_ERROR(add_live(at.next_page, Loc::Length(loc) - head));
     }
   }
   // Contents nobody references are freed; their ids wait for RecycleFreed().
@@ -104,7 +120,8 @@ void ContentStore::Serialize(std::vector<uint8_t>* out) const {
                           e.page.load(std::memory_order_relaxed),
                           uint16_t(Loc::Offset(loc)),
                           uint16_t(Loc::Length(loc)),
-                          Loc::CodecOf(loc)};
+                          Loc::CodecOf(loc),
+                          e.next_page.load(std::memory_order_relaxed)};
     fmt::EncodeRecord(r, e.refs.load(), p);
     p += fmt::kRecordBytes;
   }
@@ -133,11 +150,15 @@ Status ContentStore::Load(const uint8_t* data, size_t size) {
     return Status::Corruption("content table image size does not match its count");
   }
   s.recovering.store(true);
+  uint32_t previous = ContentTable::kNoId;
   for (uint64_t i = 0; i < h.count; i++) {
     ContentRecord r;
     uint32_t refs = 0;
     fmt::DecodeRecord(data + fmt::kHeaderBytes + i * fmt::kRecordBytes, &r, &refs);
     if (r.id >= h.id_limit) return Status::Corruption("content id beyond the image's id limit");
+    // Ascending ids: a duplicate, even of an identical record, is damage.
+    if (r.id <= previous) return Status::Corruption("content ids out of order");
+    previous = r.id;
     Status st = s.InsertLocked(r, refs);
     if (!st.ok()) return Status::Corruption("content table image: " + st.message());
   }

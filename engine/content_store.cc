@@ -14,11 +14,15 @@ namespace {
 
 constexpr uint32_t kNone = UINT32_MAX;
 
-// One block-sized buffer per thread for reads, decodes and comparisons.
-uint8_t* ThreadBlock(int which) {
-  thread_local std::vector<uint8_t> buffers(2 * kBlockBytes);
-  return &buffers[size_t(which) * kBlockBytes];
+// Per-thread buffers, so that no read allocates: a block for decodes and
+// comparisons, then two adjacent pages for ReadFlash, where a fragment that
+// spans two pages lands in one piece.
+uint8_t* ThreadBuffers() {
+  thread_local std::vector<uint8_t> buffers(3 * kBlockBytes);
+  return buffers.data();
 }
+uint8_t* ThreadBlock() { return ThreadBuffers(); }
+uint8_t* ThreadPages() { return ThreadBuffers() + kBlockBytes; }
 
 }  // namespace
 
@@ -56,10 +60,12 @@ bool ContentStore::Impl::InUse(uint32_t id) const {
 Status ContentStore::Impl::ReadFlash(uint32_t id, uint8_t* out) const {
   const ContentEntry& e = table.At(id);
   const uint32_t loc = e.loc.load(std::memory_order_acquire);
-  const uint64_t lpn = e.page.load(std::memory_order_relaxed);
-  uint8_t* page = ThreadBlock(1);
-  PS_RETURN_IF_ERROR(flash->Read({&lpn, 1}, {&page, 1}));
-  return DecodeFragment(Loc::CodecOf(loc), page + Loc::Offset(loc), Loc::Length(loc), e.hash,
+  const Packer::Location at = LocationOf(e, loc);
+  const uint64_t lpns[2] = {at.page, at.next_page};
+  uint8_t* const bufs[2] = {ThreadPages(), ThreadPages() + kBlockBytes};
+  const size_t pages = at.next_page == Packer::kNoPage ? 1 : 2;
+  PS_RETURN_IF_ERROR(flash->Read({lpns, pages}, {bufs, pages}));
+  return DecodeFragment(Loc::CodecOf(loc), bufs[0] + at.offset, Loc::Length(loc), e.hash,
                         options.constant_hash_for_tests, out);
 }
 
@@ -92,7 +98,7 @@ uint32_t ContentStore::Impl::FindDuplicate(const Hash128& hash, const uint8_t* b
       if (cached.has_value()) {
         same = *cached;
       } else {
-        uint8_t* stored = ThreadBlock(0);
+        uint8_t* stored = ThreadBlock();
         same = ReadContent(id, stored).ok() && std::memcmp(stored, block, kBlockBytes) == 0;
       }
     }
@@ -113,7 +119,7 @@ void ContentStore::Impl::FreeLocked(uint32_t id) {
   const uint32_t loc = e.loc.load(std::memory_order_relaxed);
   index.Remove(id);
   cache.Erase(id);
-  packer.Release(e.page.load(std::memory_order_relaxed), Loc::Length(loc));
+  packer.Release(LocationOf(e, loc), Loc::Length(loc));
   e.loc.store(0, std::memory_order_release);
   table.Release(id);
   unique_blocks.fetch_sub(1, std::memory_order_relaxed);
@@ -188,6 +194,7 @@ void ContentStore::Impl::PublishBatch(std::span<const uint8_t* const> blocks,
     ContentEntry& e = table.At(id);
     e.hash = t.hash[i];
     e.page.store(at.page, std::memory_order_relaxed);
+    e.next_page.store(at.next_page, std::memory_order_relaxed);
     e.loc.store(Loc::Pack(at.offset, f.length, codec), std::memory_order_release);
     e.refs.store(t.users[j], std::memory_order_release);  // TryRef's acquire pairs here
     index.Insert(id);
@@ -196,7 +203,8 @@ void ContentStore::Impl::PublishBatch(std::span<const uint8_t* const> blocks,
     outcomes[i].stored_bytes = f.length;
     new_bytes += f.length;
     if (stored != nullptr) {
-      stored->push_back({id, e.hash, at.page, uint16_t(at.offset), uint16_t(f.length), codec});
+      stored->push_back(
+          {id, e.hash, at.page, uint16_t(at.offset), uint16_t(f.length), codec, at.next_page});
     }
   }
   for (size_t i = 0; i < blocks.size(); i++) {
@@ -279,7 +287,7 @@ Status ContentStore::Verify(uint32_t id) {
   if (!impl_->InUse(id)) {
     return Status::NotFound("content " + std::to_string(id) + " is not stored");
   }
-  return impl_->ReadFlash(id, ThreadBlock(0));  // flash, never the cache: fsck checks the medium
+  return impl_->ReadFlash(id, ThreadBlock());  // flash, never the cache: fsck checks the medium
 }
 
 ContentStats ContentStore::Stats() const {

@@ -47,6 +47,14 @@ namespace pstorage::engine {
 struct DeepRound;   // deep_reduce.cc
 struct PutScratch;  // content_store.cc
 
+static_assert(Packer::kNoPage == kNoNextPage, "one sentinel for a fragment that does not span");
+
+// Where the fragment of a published entry lives; `loc` is its Loc word.
+inline Packer::Location LocationOf(const ContentEntry& e, uint32_t loc) {
+  return {e.page.load(std::memory_order_relaxed), Loc::Offset(loc),
+          e.next_page.load(std::memory_order_relaxed)};
+}
+
 // A reader-writer lock that prefers writers: std::shared_mutex on glibc
 // prefers readers, and overlapping Puts on several threads would then
 // starve DeepReduce and Serialize forever. Not recursive: a thread holding
@@ -82,8 +90,8 @@ struct ContentStore::Impl {
   void PublishBatch(std::span<const uint8_t* const> blocks, std::span<MapEntry> entries,
                     std::span<BlockOutcome> outcomes, size_t fresh, const PutScratch& t,
                     std::vector<ContentRecord>* stored);
-  // Reads the fragment of `id` from flash and decodes and checks it into
-  // `out`. store_mu held (either way).
+  // Reads the fragment of `id` from flash (both pages in one Read when it
+  // spans) and decodes and checks it into `out`. store_mu held (either way).
   Status ReadFlash(uint32_t id, uint8_t* out) const;
   // The cache, else ReadFlash (which then fills the cache).
   Status ReadContent(uint32_t id, uint8_t* out);

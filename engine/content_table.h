@@ -3,14 +3,15 @@
 //
 // Entries live in fixed chunks of kChunkEntries reached through a two-level
 // directory that is never reallocated, so a reader holding an id reads its
-// entry without any lock while the table grows. 28 bytes per entry.
+// entry without any lock while the table grows. 32 bytes per entry.
 //
 // Concurrency:
 //   * `hash` is written while the id is unpublished (refs == 0, not in use)
 //     and is constant while the content is in use.
 //   * `loc`'s kInUse bit publishes an entry (release store after filling
-//     it); scans load it with acquire. `page` and `loc` change only under
-//     the store's exclusive lock (deep reduction) or while unpublished.
+//     it); scans load it with acquire. `page`, `next_page` and `loc` change
+//     only under the store's exclusive lock (deep reduction) or while
+//     unpublished.
 //   * `refs` is atomic; see ContentStore for who may move it from zero.
 //   * The id allocator (free / pending lists) has its own mutex.
 #pragma once
@@ -42,10 +43,13 @@ struct Loc {
 struct ContentEntry {
   Hash128 hash;
   std::atomic<uint32_t> page{0};
+  // The page holding the fragment's rest when offset + length > 4096,
+  // otherwise kNoNextPage (see ContentRecord).
+  std::atomic<uint32_t> next_page{kNoNextPage};
   std::atomic<uint32_t> loc{0};  // Loc-packed; 0 = free
   std::atomic<uint32_t> refs{0};
 };
-static_assert(sizeof(ContentEntry) == 28, "the memory budget counts 28 bytes per content");
+static_assert(sizeof(ContentEntry) == 32, "the memory budget counts 32 bytes per content");
 
 class ContentTable {
  public:

@@ -67,6 +67,7 @@ class ByteWriter {
     U32(c.page);
     U32(uint32_t(c.offset) | uint32_t(c.length) << 16);
     U8(uint8_t(c.codec));
+    U32(c.next_page);
   }
   size_t size() const { return out_->size(); }
 
@@ -126,6 +127,7 @@ class ByteReader {
     c.offset = uint16_t(ol);
     c.length = uint16_t(ol >> 16);
     c.codec = static_cast<Codec>(U8());
+    c.next_page = U32();
     return c;
   }
 

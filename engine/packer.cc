@@ -58,6 +58,10 @@ Status Packer::Write(std::span<const Fragment> fragments, std::span<Location> ou
     for (const auto& [page, length] : placed_) SubLiveLocked(page, length);
     for (uint32_t page : allocated_) free_.push_back(page);
   };
+  auto place_locked = [&](uint32_t page, uint32_t bytes) {
+    AddLiveLocked(page, bytes);
+    placed_.push_back({page, bytes});
+  };
   {
     std::lock_guard lock(mu_);
     cur = open_page_, fill = open_fill_, buf = open_buf_;
@@ -66,33 +70,43 @@ Status Packer::Write(std::span<const Fragment> fragments, std::span<Location> ou
       assert(f.length > 0 && f.length <= kPageBytes);
       const bool raw = f.length == kPageBytes;
       if (!raw && cur != kNoPage && fill + f.length <= kPageBytes) {
-        // Fits the open page.
-      } else {
-        const uint32_t page = AllocLocked();
-        if (page == kNoPage) {
-          rollback_locked();
-          return Status::NoSpace("content store: no free flash page");
-        }
-        allocated_.push_back(page);
-        if (raw) {
-          AddLiveLocked(page, kPageBytes);
-          placed_.push_back({page, kPageBytes});
-          lpns_.push_back(page);
-          bufs_.push_back(f.data);  // the caller's block, written in place
-          out[i] = {page, 0};
-          continue;
-        }
-        if (touched) lpns_.push_back(cur), bufs_.push_back(buf);
-        cur = page, fill = 0, touched = false;
-        buf = &new_pages_buf_[new_pages++ * kPageBytes];
-        std::memset(buf, 0, kPageBytes);
+        std::memcpy(buf + fill, f.data, f.length);  // fits the open page
+        out[i] = {cur, fill, kNoPage};
+        place_locked(cur, f.length);
+        fill += f.length;
+        touched = true;
+        continue;
       }
-      std::memcpy(buf + fill, f.data, f.length);
-      out[i] = {cur, fill};
-      AddLiveLocked(cur, f.length);
-      placed_.push_back({cur, f.length});
-      fill += f.length;
-      touched = true;
+      const uint32_t page = AllocLocked();
+      if (page == kNoPage) {
+        rollback_locked();
+        return Status::NoSpace("content store: no free flash page");
+      }
+      allocated_.push_back(page);
+      if (raw) {
+        out[i] = {page, 0, kNoPage};
+        place_locked(page, kPageBytes);
+        lpns_.push_back(page);
+        bufs_.push_back(f.data);  // the caller's block, written in place
+        continue;
+      }
+      // The head fills what is left of the open page; the rest starts the
+      // new page, which becomes the open page.
+      const uint32_t head = cur == kNoPage ? 0 : kPageBytes - fill;
+      if (head > 0) {
+        std::memcpy(buf + fill, f.data, head);
+        out[i] = {cur, fill, page};
+        place_locked(cur, head);
+        touched = true;
+      } else {
+        out[i] = {page, 0, kNoPage};
+      }
+      if (touched) lpns_.push_back(cur), bufs_.push_back(buf);
+      cur = page, fill = f.length - head, touched = true;
+      buf = &new_pages_buf_[new_pages++ * kPageBytes];
+      std::memcpy(buf, f.data + head, fill);
+      std::memset(buf + fill, 0, kPageBytes - fill);
+      place_locked(cur, fill);
     }
     if (touched) lpns_.push_back(cur), bufs_.push_back(buf);
   }
@@ -115,9 +129,17 @@ Status Packer::Write(std::span<const Fragment> fragments, std::span<Location> ou
   return Status::Ok();
 }
 
-void Packer::Release(uint32_t page, uint32_t length) {
-  std::lock_guard lock(mu_);
+void Packer::ReleaseLocked(uint32_t page, uint32_t length) {
   if (SubLiveLocked(page, length) && page != open_page_) pending_.push_back(page);
+}
+
+void Packer::Release(const Location& at, uint32_t length) {
+  const uint32_t head = HeadBytes(at, length);
+  // Invariant: only a fragment longer than the rest of its page spans.
+  assert(at.next_page == kNoPage ? at.offset + length <= kPageBytes : head < length);
+  std::lock_guard lock(mu_);
+  ReleaseLocked(at.page, head);
+  if (at.next_page != kNoPage) ReleaseLocked(at.next_page, length - head);
 }
 
 void Packer::MarkCheckpoint() {
@@ -191,6 +213,11 @@ uint32_t Packer::open_page() const {
 uint64_t Packer::pages_used() const {
   std::lock_guard lock(mu_);
   return pages_used_;
+}
+
+uint32_t Packer::live_bytes(uint32_t page) const {
+  std::lock_guard lock(mu_);
+  return live_[page];
 }
 
 uint64_t Packer::pages_pending() const {
