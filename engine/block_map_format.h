@@ -17,6 +17,7 @@
 // trailer:  0  8  checksum    XXH3-64 of every image byte before it
 #pragma once
 
+#include "common/endian.h"
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -40,22 +41,10 @@ static_assert(kMaxEntryKind == static_cast<uint8_t>(MapEntry::Kind::kContent));
 static_assert(kRecordHeadBytes == 41);
 static_assert(kBitmapBytes * 8 == kFanout);
 
-inline void PutU32(std::vector<uint8_t>* out, uint32_t v) {
-  for (int i = 0; i < 4; i++) out->push_back(static_cast<uint8_t>(v >> (8 * i)));
-}
-inline void PutU64(std::vector<uint8_t>* out, uint64_t v) {
-  for (int i = 0; i < 8; i++) out->push_back(static_cast<uint8_t>(v >> (8 * i)));
-}
-inline uint32_t GetU32(const uint8_t* p) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; i++) v |= uint32_t{p[i]} << (8 * i);
-  return v;
-}
-inline uint64_t GetU64(const uint8_t* p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; i++) v |= uint64_t{p[i]} << (8 * i);
-  return v;
-}
+using ::pstorage::GetU32;
+using ::pstorage::GetU64;
+using ::pstorage::PutU32;
+using ::pstorage::PutU64;
 inline bool BitSet(const uint8_t* bitmap, uint32_t i) { return (bitmap[i / 8] >> (i % 8)) & 1; }
 
 }  // namespace pstorage::engine::block_map_format

@@ -76,26 +76,6 @@ Result<size_t> CheckCheckpoint(const std::vector<uint8_t>& data) {
   return body;
 }
 
-void WriteCounterFields(ByteWriter& w, const WriteCounters& c) {
-  w.U64(c.logical_bytes);
-  w.U64(c.zero_blocks);
-  w.U64(c.pattern_blocks);
-  w.U64(c.duplicate_blocks);
-  w.U64(c.stored_blocks);
-  w.U64(c.stored_bytes);
-}
-
-WriteCounters ReadCounterFields(ByteReader& r) {
-  WriteCounters c;
-  c.logical_bytes = r.U64();
-  c.zero_blocks = r.U64();
-  c.pattern_blocks = r.U64();
-  c.duplicate_blocks = r.U64();
-  c.stored_blocks = r.U64();
-  c.stored_bytes = r.U64();
-  return c;
-}
-
 }  // namespace
 
 Engine::Impl::Impl(const EngineOptions& options) : opts_(options) {}
@@ -181,24 +161,17 @@ std::vector<uint8_t> Engine::Impl::SerializeState(uint64_t generation) const {
   WriteHeader(w, h);
   {
     std::lock_guard lock(counters_mu_);
-    WriteCounterFields(w, counters_);
+    w.Counters(counters_);
   }
   std::vector<NodeId> roots;
   w.U32(uint32_t(volumes_by_handle_.size()));
   for (const auto& [handle, v] : volumes_by_handle_) {
     w.U64(handle);
-    w.Str(v->info.id);
-    w.Str(v->info.name);
-    w.Str(v->info.description);
-    w.TagMap(v->info.tags);
-    w.U64(v->info.size_bytes);
-    w.I64(v->info.created_at_ms);
-    w.I64(v->info.updated_at_ms);
-    w.Str(v->info.source_snapshot_id);
+    w.Volume(v->info);
     w.U32(v->root);
     w.U64(v->mapped_blocks);
     w.U32(v->snapshots);
-    WriteCounterFields(w, v->counters);
+    w.Counters(v->counters);
     roots.push_back(v->root);
   }
   w.U32(uint32_t(snapshots_by_handle_.size()));
@@ -232,23 +205,16 @@ std::vector<uint8_t> Engine::Impl::SerializeState(uint64_t generation) const {
 Status Engine::Impl::LoadCheckpoint(const uint8_t* data, size_t size) {
   ByteReader r(data, size);
   ReadHeader(r);
-  counters_ = ReadCounterFields(r);
+  counters_ = r.Counters();
   uint32_t nvol = r.U32();
   for (uint32_t i = 0; i < nvol && r.ok(); i++) {
     auto v = std::make_shared<Volume>();
     v->handle = r.U64();
-    v->info.id = r.Str();
-    v->info.name = r.Str();
-    v->info.description = r.Str();
-    v->info.tags = r.TagMap();
-    v->info.size_bytes = r.U64();
-    v->info.created_at_ms = r.I64();
-    v->info.updated_at_ms = r.I64();
-    v->info.source_snapshot_id = r.Str();
+    v->info = r.Volume();
     v->root = r.U32();
     v->mapped_blocks = r.U64();
     v->snapshots = r.U32();
-    v->counters = ReadCounterFields(r);
+    v->counters = r.Counters();
     volumes_[v->info.id] = v;
     volumes_by_handle_[v->handle] = v;
   }

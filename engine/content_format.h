@@ -13,6 +13,7 @@
 // added next_page; version 1 images are not read.
 #pragma once
 
+#include "common/endian.h"
 #include <cstdint>
 #include <cstring>
 
@@ -28,24 +29,12 @@ inline constexpr size_t kChecksumBytes = 8;
 static_assert(kHeaderBytes == 8 + 4 + 4 + 8 + 4 + 4);
 static_assert(kRecordBytes == 4 + 16 + 4 + 4 + 2 + 2 + 1 + 3 + 4);
 
-inline void PutU16(uint8_t* p, uint16_t v) { p[0] = uint8_t(v), p[1] = uint8_t(v >> 8); }
-inline void PutU32(uint8_t* p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = uint8_t(v >> (8 * i));
-}
-inline void PutU64(uint8_t* p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = uint8_t(v >> (8 * i));
-}
-inline uint16_t GetU16(const uint8_t* p) { return uint16_t(p[0] | p[1] << 8); }
-inline uint32_t GetU32(const uint8_t* p) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; i--) v = v << 8 | p[i];
-  return v;
-}
-inline uint64_t GetU64(const uint8_t* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
-  return v;
-}
+using ::pstorage::GetU16;
+using ::pstorage::GetU32;
+using ::pstorage::GetU64;
+using ::pstorage::PutU16;
+using ::pstorage::PutU32;
+using ::pstorage::PutU64;
 
 struct Header {
   uint64_t count = 0;     // records that follow

@@ -76,12 +76,7 @@ Status Engine::Impl::WriteBatch(Volume& v, uint64_t first_lba, std::span<const u
   ByteWriter w(&t.record);
   w.U8(uint8_t(RecordType::kWrite));
   w.U64(v.handle);
-  w.U64(c.logical_bytes);
-  w.U64(c.zero_blocks);
-  w.U64(c.pattern_blocks);
-  w.U64(c.duplicate_blocks);
-  w.U64(c.stored_blocks);
-  w.U64(c.stored_bytes);
+  w.Counters(c);
   w.U32(uint32_t(t.stored.size()));
   for (const ContentRecord& rec : t.stored) w.Content(rec);
   w.U32(uint32_t(n));
@@ -108,7 +103,7 @@ Status Engine::Impl::UnmapBlocks(Volume& v, std::span<const uint64_t> lbas) {
   ByteWriter w(&t.record);
   w.U8(uint8_t(RecordType::kWrite));
   w.U64(v.handle);
-  for (int i = 0; i < 6; i++) w.U64(0);  // counters: a trim writes nothing
+  w.Counters(WriteCounters{});  // a trim writes nothing
   w.U32(0);
   w.U32(uint32_t(lbas.size()));
   for (uint64_t lba : lbas) {

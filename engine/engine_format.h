@@ -30,6 +30,24 @@ enum class SourceKind : uint8_t { kEmpty = 0, kVolume = 1, kSnapshot = 2 };
 inline constexpr uint64_t kCheckpointMagic = 0x314b504353505350ull;  // "PSPSCPK1"
 inline constexpr uint32_t kCheckpointVersion = 1;
 
+// Cumulative write-path counters (persisted in checkpoints, replayed).
+struct WriteCounters {
+  uint64_t logical_bytes = 0;
+  uint64_t zero_blocks = 0;
+  uint64_t pattern_blocks = 0;
+  uint64_t duplicate_blocks = 0;
+  uint64_t stored_blocks = 0;
+  uint64_t stored_bytes = 0;  // fragment bytes after compression
+  void Add(const WriteCounters& o) {
+    logical_bytes += o.logical_bytes;
+    zero_blocks += o.zero_blocks;
+    pattern_blocks += o.pattern_blocks;
+    duplicate_blocks += o.duplicate_blocks;
+    stored_blocks += o.stored_blocks;
+    stored_bytes += o.stored_bytes;
+  }
+};
+
 class ByteWriter {
  public:
   explicit ByteWriter(std::vector<uint8_t>* out) : out_(out) {}
@@ -68,6 +86,25 @@ class ByteWriter {
     U32(uint32_t(c.offset) | uint32_t(c.length) << 16);
     U8(uint8_t(c.codec));
     U32(c.next_page);
+  }
+  // The fields of a volume shared by the create record and the checkpoint.
+  void Volume(const VolumeInfo& v) {
+    Str(v.id);
+    Str(v.name);
+    Str(v.description);
+    TagMap(v.tags);
+    U64(v.size_bytes);
+    I64(v.created_at_ms);
+    I64(v.updated_at_ms);
+    Str(v.source_snapshot_id);
+  }
+  void Counters(const WriteCounters& c) {
+    U64(c.logical_bytes);
+    U64(c.zero_blocks);
+    U64(c.pattern_blocks);
+    U64(c.duplicate_blocks);
+    U64(c.stored_blocks);
+    U64(c.stored_bytes);
   }
   size_t size() const { return out_->size(); }
 
@@ -117,6 +154,28 @@ class ByteReader {
       tags[k] = Str();
     }
     return tags;
+  }
+  VolumeInfo Volume() {
+    VolumeInfo v;
+    v.id = Str();
+    v.name = Str();
+    v.description = Str();
+    v.tags = TagMap();
+    v.size_bytes = U64();
+    v.created_at_ms = I64();
+    v.updated_at_ms = I64();
+    v.source_snapshot_id = Str();
+    return v;
+  }
+  WriteCounters Counters() {
+    WriteCounters c;
+    c.logical_bytes = U64();
+    c.zero_blocks = U64();
+    c.pattern_blocks = U64();
+    c.duplicate_blocks = U64();
+    c.stored_blocks = U64();
+    c.stored_bytes = U64();
+    return c;
   }
   ContentRecord Content() {
     ContentRecord c;

@@ -24,24 +24,6 @@
 
 namespace pstorage::engine {
 
-// Cumulative write-path counters (persisted in checkpoints, replayed).
-struct WriteCounters {
-  uint64_t logical_bytes = 0;
-  uint64_t zero_blocks = 0;
-  uint64_t pattern_blocks = 0;
-  uint64_t duplicate_blocks = 0;
-  uint64_t stored_blocks = 0;
-  uint64_t stored_bytes = 0;  // fragment bytes after compression
-  void Add(const WriteCounters& o) {
-    logical_bytes += o.logical_bytes;
-    zero_blocks += o.zero_blocks;
-    pattern_blocks += o.pattern_blocks;
-    duplicate_blocks += o.duplicate_blocks;
-    stored_blocks += o.stored_blocks;
-    stored_bytes += o.stored_bytes;
-  }
-};
-
 struct Volume {
   uint64_t handle = 0;  // journal-internal number, never reused
   VolumeInfo info;      // used_bytes and reduction_ratio computed on read

@@ -13,6 +13,7 @@
 // record; anything after the last record that decodes is a torn tail.
 #pragma once
 
+#include "common/endian.h"
 #ifndef XXH_STATIC_LINKING_ONLY
 #define XXH_STATIC_LINKING_ONLY  // XXH3_state_t on the stack: no allocation per record
 #endif
@@ -38,22 +39,10 @@ static_assert(kChecksumOffset == kSeqOffset + 8 && kHeaderBytes == kChecksumOffs
 static_assert(uint64_t{kMaxPayloadBytes} + kHeaderBytes <= UINT32_MAX);
 
 // --- little-endian helpers ---------------------------------------------------
-inline void PutU32(uint8_t* p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-inline void PutU64(uint8_t* p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-inline uint32_t GetU32(const uint8_t* p) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; i++) v |= uint32_t{p[i]} << (8 * i);
-  return v;
-}
-inline uint64_t GetU64(const uint8_t* p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; i++) v |= uint64_t{p[i]} << (8 * i);
-  return v;
-}
+using ::pstorage::GetU32;
+using ::pstorage::GetU64;
+using ::pstorage::PutU32;
+using ::pstorage::PutU64;
 
 // XXH3-64 over header[0..kChecksumOffset) and then the payload, as one stream.
 inline uint64_t RecordChecksum(const uint8_t* header, std::span<const uint8_t> payload) {

@@ -12,14 +12,7 @@ std::vector<uint8_t> Engine::Impl::EncodeCreateVolume(uint64_t handle, const Vol
   ByteWriter w(&rec);
   w.U8(uint8_t(RecordType::kCreateVolume));
   w.U64(handle);
-  w.Str(info.id);
-  w.Str(info.name);
-  w.Str(info.description);
-  w.TagMap(info.tags);
-  w.U64(info.size_bytes);
-  w.I64(info.created_at_ms);
-  w.I64(info.updated_at_ms);
-  w.Str(info.source_snapshot_id);
+  w.Volume(info);
   w.U8(uint8_t(source));
   w.U64(source_handle);
   return rec;
@@ -44,14 +37,7 @@ void Engine::Impl::SetBlock(Volume& v, uint64_t lba, const MapEntry& entry) {
 void Engine::Impl::ApplyCreateVolume(ByteReader& r) {
   auto v = std::make_shared<Volume>();
   v->handle = r.U64();
-  v->info.id = r.Str();
-  v->info.name = r.Str();
-  v->info.description = r.Str();
-  v->info.tags = r.TagMap();
-  v->info.size_bytes = r.U64();
-  v->info.created_at_ms = r.I64();
-  v->info.updated_at_ms = r.I64();
-  v->info.source_snapshot_id = r.Str();
+  v->info = r.Volume();
   auto source = static_cast<SourceKind>(r.U8());
   uint64_t source_handle = r.U64();
   if (source == SourceKind::kVolume && volumes_by_handle_.count(source_handle)) {
@@ -71,13 +57,7 @@ void Engine::Impl::ApplyCreateVolume(ByteReader& r) {
 
 void Engine::Impl::ApplyWrite(ByteReader& r, bool recovering) {
   uint64_t handle = r.U64();
-  WriteCounters c;
-  c.logical_bytes = r.U64();
-  c.zero_blocks = r.U64();
-  c.pattern_blocks = r.U64();
-  c.duplicate_blocks = r.U64();
-  c.stored_blocks = r.U64();
-  c.stored_bytes = r.U64();
+  WriteCounters c = r.Counters();
   uint32_t ncontents = r.U32();
   for (uint32_t i = 0; i < ncontents && r.ok(); i++) {
     ContentRecord rec = r.Content();

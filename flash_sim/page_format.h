@@ -3,6 +3,7 @@
 // device label. All integers little-endian; see docs/formats.md.
 #pragma once
 
+#include "common/endian.h"
 #include <cstdint>
 #include <cstring>
 #include <optional>
@@ -12,22 +13,10 @@
 namespace pstorage::flash {
 
 // --- little-endian helpers -------------------------------------------------
-inline void PutU32(uint8_t* p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-inline void PutU64(uint8_t* p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-inline uint32_t GetU32(const uint8_t* p) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; i++) v |= uint32_t{p[i]} << (8 * i);
-  return v;
-}
-inline uint64_t GetU64(const uint8_t* p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; i++) v |= uint64_t{p[i]} << (8 * i);
-  return v;
-}
+using ::pstorage::GetU32;
+using ::pstorage::GetU64;
+using ::pstorage::PutU32;
+using ::pstorage::PutU64;
 
 // XXH3-64 of `n` bytes; the checksum of every on-medium structure.
 uint64_t Checksum(const uint8_t* data, size_t n);
