@@ -203,7 +203,9 @@ TEST_F(KillTest, SigkillAtRandomMomentsLosesNoAcknowledgedWrite) {
     std::string pending;
     uint64_t acks = 0;
     char line[256];
-    while (acks < kill_after && std::fgets(line, sizeof(line), in)) {
+    // Reads one report line; an "A" acknowledges the pending operation.
+    auto read_report = [&] {
+      if (!std::fgets(line, sizeof(line), in)) return false;
       std::string l(line);
       if (!l.empty() && l.back() == '\n') l.pop_back();
       if (l == "A") {
@@ -213,21 +215,15 @@ TEST_F(KillTest, SigkillAtRandomMomentsLosesNoAcknowledgedWrite) {
       } else {
         pending = l;
       }
+      return true;
+    };
+    while (acks < kill_after && read_report()) {
     }
     // Let the next operation get somewhere, then kill it mid-flight.
     ::usleep(useconds_t(rng() % 3000));
     ::kill(pid, SIGKILL);
     // Acknowledgements that raced with the kill still count.
-    while (std::fgets(line, sizeof(line), in)) {
-      std::string l(line);
-      if (!l.empty() && l.back() == '\n') l.pop_back();
-      if (l == "A") {
-        Acked(pending);
-        pending.clear();
-        acks++;
-      } else {
-        pending = l;
-      }
+    while (read_report()) {
     }
     std::fclose(in);
     int status = 0;

@@ -12,17 +12,8 @@
 
 #include "engine/engine.h"
 #include "engine/memory_env.h"
+#include "tests/status_matchers.h"
 
-#define ASSERT_OK(expr)                                                  \
-  do {                                                                   \
-    ::pstorage::Status ps_s_ = (expr);                                   \
-    ASSERT_TRUE(ps_s_.ok()) << #expr << ": " << ps_s_.ToString();        \
-  } while (0)
-#define EXPECT_OK(expr)                                                  \
-  do {                                                                   \
-    ::pstorage::Status ps_s_ = (expr);                                   \
-    EXPECT_TRUE(ps_s_.ok()) << #expr << ": " << ps_s_.ToString();        \
-  } while (0)
 
 namespace pstorage::engine::testing {
 

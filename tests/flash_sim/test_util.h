@@ -18,18 +18,7 @@
 #include <unistd.h>
 
 #include "flash_sim/flash.h"
-
-// Status assertions that print the status when they fail.
-#define ASSERT_OK(expr)                                   \
-  do {                                                    \
-    ::pstorage::Status ps_s_ = (expr);                    \
-    ASSERT_TRUE(ps_s_.ok()) << #expr << ": " << ps_s_.ToString(); \
-  } while (0)
-#define EXPECT_OK(expr)                                   \
-  do {                                                    \
-    ::pstorage::Status ps_s_ = (expr);                    \
-    EXPECT_TRUE(ps_s_.ok()) << #expr << ": " << ps_s_.ToString(); \
-  } while (0)
+#include "tests/status_matchers.h"
 
 namespace pstorage::flash::testing {
 
