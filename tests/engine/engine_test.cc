@@ -261,3 +261,45 @@ TEST_F(EngineTest, DeepReduceReclaimsFlashAndKeepsData) {
 
 }  // namespace
 }  // namespace pstorage::engine::testing
+
+namespace pstorage::engine::testing {
+namespace {
+
+// Thin provisioning lets volumes promise more than the flash holds; when the
+// flash fills, writes fail with kNoSpace and nothing acknowledged is harmed.
+TEST(EngineFullTest, FlashFullIsNoSpaceAndAcknowledgedDataSurvives) {
+  EngineOptions o;
+  o.flash.logical_capacity_bytes = 4ull << 20;  // 1024 flash pages
+  MemEngine e(o);
+  ASSERT_OK(e.Open());
+  std::string vol = MakeVolume(e.get(), "big", 64ull << 20);  // 16x the flash
+  std::vector<uint8_t> acked;
+  Status last;
+  uint64_t block = 0;
+  for (; block < 4096 && last.ok(); block++) {
+    std::vector<uint8_t> b = Block(block, BlockKind::kRandom);
+    last = e->Write(vol, block * kBlock, b).status();
+    if (last.ok()) acked.insert(acked.end(), b.begin(), b.end());
+  }
+  ASSERT_EQ(Code::kNoSpace, last.code()) << last.ToString();
+  ASSERT_GT(acked.size(), 512 * kBlock);
+  EXPECT_EQ(acked, ReadAll(e.get(), vol, 0, acked.size()));
+  // The failed block reads as before (zeros): nothing half-written.
+  EXPECT_EQ(std::vector<uint8_t>(kBlock, 0), ReadAll(e.get(), vol, (block - 1) * kBlock, kBlock));
+  Result<FsckReport> f = e->Fsck();
+  ASSERT_OK(f.status());
+  EXPECT_TRUE(f->clean()) << (f->errors.empty() ? "" : f->errors[0]);
+  // Freeing space (trim + checkpoint) lets writes proceed again.
+  ASSERT_OK(e->Trim(vol, 0, 256 * kBlock));
+  ASSERT_OK(e->Checkpoint());
+  std::vector<uint8_t> b = Block(999999, BlockKind::kRandom);
+  ASSERT_OK(e->Write(vol, (block - 1) * kBlock, b).status());
+  e.Close();
+  ASSERT_OK(e.Open());
+  EXPECT_EQ(std::vector<uint8_t>(acked.begin() + 256 * kBlock, acked.end()),
+            ReadAll(e.get(), vol, 256 * kBlock, acked.size() - 256 * kBlock));
+  EXPECT_EQ(b, ReadAll(e.get(), vol, (block - 1) * kBlock, kBlock));
+}
+
+}  // namespace
+}  // namespace pstorage::engine::testing
