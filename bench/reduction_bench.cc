@@ -19,13 +19,16 @@
 // reports stored_ratio (block bytes / fragment bytes) and pages_per_block
 // (flash pages in use per unique block, sampled before each cleanup): with
 // fragments spanning pages the latter is within a few per cent of
-// 1 / stored_ratio.
+// 1 / stored_ratio. After the table it prints those ratios against their
+// targets (medians under --benchmark_repetitions).
 #include <benchmark/benchmark.h>
 #include <lz4.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
@@ -221,6 +224,43 @@ void PutZero(benchmark::State& state) {
   state.SetItemsProcessed(int64_t(state.iterations() * kBatch));
 }
 
+// The console table, then the three ratios the write path is judged by
+// (medians when --benchmark_repetitions gives them, else the last run).
+class RatioReporter : public benchmark::ConsoleReporter {
+ public:
+  RatioReporter() : ConsoleReporter(isatty(STDOUT_FILENO) ? OO_Color : OO_None) {}
+  void ReportRuns(const std::vector<Run>& runs) override {
+    ConsoleReporter::ReportRuns(runs);
+    for (const Run& r : runs) {
+      const bool median = r.run_type == Run::RT_Aggregate && r.aggregate_name == "median";
+      if ((r.run_type != Run::RT_Iteration && !median) || r.error_occurred) continue;
+      auto it = r.counters.find("items_per_second");
+      if (it != r.counters.end()) rate_[r.run_name.str()] = it->second.value;
+    }
+  }
+  void Finalize() override {
+    ConsoleReporter::Finalize();
+    const auto ratio = [this](const char* what, const char* a, const char* b, double target) {
+      if (!rate_.count(a) || !rate_.count(b)) return;  // filtered out
+      const double x = rate_[a] / rate_[b];
+      if (target == 0) {
+        std::printf("ratio %-46s %6.2f  (no target: the cost of verifying)\n", what, x);
+        return;
+      }
+      std::printf("ratio %-46s %6.2f  (target >= %.2f: %s)\n", what, x, target,
+                  x >= target ? "met" : "MISSED");
+    };
+    ratio("put/unique_text / lz4_compress", "put/unique_text/batch:64", "lz4_compress/text", 0.80);
+    ratio("put/duplicate_noverify / xxh3_128", "put/duplicate_noverify/batch:64",
+          "xxh3_128/text", 0.50);
+    ratio("put/duplicate_verify / xxh3_128", "put/duplicate_verify/batch:64", "xxh3_128/text", 0);
+    ratio("put/zero / memcmp_4k", "put/zero/batch:64", "memcmp_4k/text", 0.50);
+  }
+
+ private:
+  std::map<std::string, double> rate_;
+};
+
 }  // namespace
 }  // namespace pstorage::engine
 
@@ -237,7 +277,8 @@ int main(int argc, char** argv) {
   benchmark::RegisterBenchmark("put/zero/batch:64", PutZero);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
+  RatioReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
   return 0;
 }

@@ -15,8 +15,11 @@ BlockCache::BlockCache(size_t capacity_bytes, uint32_t stripes)
 BlockCache::~BlockCache() = default;
 
 uint32_t BlockCache::SetOf(uint32_t id) const {
-  // Fibonacci hashing: consecutive ids spread over all sets.
-  return uint32_t(((uint64_t{id} * 0x9E3779B97F4A7C15ull) >> 32) % sets_);
+  // Fibonacci hashing, then a multiply-shift range reduction, which uses the
+  // hash's high bits (a modulo of its low bits left most sets unused once
+  // the cache had thousands of them).
+  uint64_t h = (uint64_t{id} * 0x9E3779B97F4A7C15ull) >> 32;
+  return uint32_t((h * sets_) >> 32);
 }
 
 uint32_t BlockCache::FindLocked(Set& s, uint32_t id) {
