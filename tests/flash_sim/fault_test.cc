@@ -57,6 +57,7 @@ TEST_F(FaultTest, RandomProgramFailuresUnderChurnLoseNothing) {
   FlashOptions o = SmallOptions(2, 32);
   o.over_provisioning = 0.5;  // room for the retired blocks
   Open(o, fo);
+  faulty_->FailNextPrograms(1);  // at least one, whatever the seed
   ASSERT_OK(Churn(8 * dev_->logical_pages(), dev_->logical_pages() * 7 / 10, fo.seed));
   FlashMetrics m = dev_->Metrics();
   EXPECT_GT(m.program_failures, 0u);
@@ -172,7 +173,11 @@ TEST(FileFaultTest, ConfiguredFaultsOnTheFileMediumLoseNothing) {
     for (uint64_t gen = 1; gen <= 6 * d.logical_pages() / 16; gen++) {
       batch.clear();
       for (int i = 0; i < 16; i++) batch.push_back(rng() % (d.logical_pages() * 7 / 10));
-      ASSERT_OK(WriteGen(d, &oracle, batch, gen));
+      Status s = WriteGen(d, &oracle, batch, gen);
+      FlashMetrics fm = d.Metrics();
+      ASSERT_TRUE(s.ok()) << s.ToString() << " retired " << fm.blocks_retired << " of "
+                          << fm.block_count << ", free " << fm.free_blocks << ", program failures "
+                          << fm.program_failures << ", erase failures " << fm.erase_failures;
     }
     FlashMetrics m = d.Metrics();
     EXPECT_GT(m.program_failures + m.erase_failures, 0u);
