@@ -1,14 +1,28 @@
-// The `pstorage` binary. Subcommands:
-//   pstorage fsck --data-dir DIR   check a (stopped) engine's data directory
+// The `pstorage` binary:
+//   pstorage serve [--config PATH]   the daemon (REST API)
+//   pstorage fsck --data-dir DIR     check a stopped array's data directory
+//   pstorage volume|snapshot|metrics|health|write|read ...   the REST client
 #include <cstdio>
 #include <cstring>
 #include <string>
 
+#include "api/cli.h"
+#include "api/server/serve.h"
 #include "engine/engine.h"
 
 namespace {
 
-int Usage() {
+void Help() {
+  std::printf(
+      "usage: pstorage <command> [options]\n\n"
+      "server:\n"
+      "  serve [--config PATH] [--log-level L]  run the storage service (default ./config.json)\n"
+      "  fsck [--data-dir DIR]                  check a stopped array's data directory\n\n");
+  pstorage::api::PrintCliHelp();
+  std::printf("\n`pstorage <command> --help` describes one command.\n");
+}
+
+int FsckUsage() {
   std::fprintf(stderr,
                "usage: pstorage fsck [--data-dir DIR]\n"
                "  fsck   recover the engine in DIR (default ./pstorage-data), recompute every\n"
@@ -23,7 +37,7 @@ int Fsck(int argc, char** argv) {
     if (std::strcmp(argv[i], "--data-dir") == 0 && i + 1 < argc) {
       dir = argv[++i];
     } else {
-      return Usage();
+      return FsckUsage();
     }
   }
   pstorage::Result<pstorage::engine::FsckReport> r = pstorage::engine::FsckDataDir(dir);
@@ -48,8 +62,19 @@ int Fsck(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) return Usage();
+  if (argc < 2) {
+    Help();
+    return 2;
+  }
   std::string cmd = argv[1];
+  if (cmd == "-h" || cmd == "--help" || cmd == "help") {
+    Help();
+    return 0;
+  }
+  if (cmd == "serve") return pstorage::api::RunServe(argc - 2, argv + 2);
   if (cmd == "fsck") return Fsck(argc - 2, argv + 2);
-  return Usage();
+  if (pstorage::api::IsCliCommand(cmd.c_str())) return pstorage::api::RunCli(argc - 1, argv + 1);
+  std::fprintf(stderr, "pstorage: unknown command '%s'\n\n", cmd.c_str());
+  Help();
+  return 2;
 }

@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config make
-  libpistache-dev rapidjson-dev
+  libpistache-dev rapidjson-dev libssl-dev
   libxxhash-dev liblz4-dev libzstd-dev liburing-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   fio

@@ -1,0 +1,88 @@
+#include "api/server/http_types.h"
+#include "api/server/json.h"
+
+namespace pstorage::api {
+
+std::string_view ReasonPhrase(int s) {
+  switch (s) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 411: return "Length Required";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 416: return "Range Not Satisfiable";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "Error";
+  }
+}
+
+int HttpStatusFor(Code code) {
+  switch (code) {
+    case Code::kOk: return 200;
+    case Code::kInvalidArgument: return 400;
+    case Code::kNotFound: return 404;
+    case Code::kAlreadyExists: return 409;
+    case Code::kFailedPrecondition: return 409;
+    case Code::kNoSpace: return 503;
+    case Code::kBusy: return 503;
+    case Code::kCorruption: return 500;
+    case Code::kIoError: return 500;
+    case Code::kInternal: return 500;
+  }
+  return 500;
+}
+
+std::string_view ErrorCodeFor(Code code) {
+  switch (code) {
+    case Code::kOk: return "OK";
+    case Code::kInvalidArgument: return "INVALID_ARGUMENT";
+    case Code::kNotFound: return "NOT_FOUND";
+    case Code::kAlreadyExists: return "ALREADY_EXISTS";
+    case Code::kFailedPrecondition: return "FAILED_PRECONDITION";
+    case Code::kNoSpace: return "NO_SPACE";
+    case Code::kBusy: return "BUSY";
+    case Code::kCorruption: return "CORRUPTION";
+    case Code::kIoError: return "IO_ERROR";
+    case Code::kInternal: return "INTERNAL";
+  }
+  return "INTERNAL";
+}
+
+Reply ErrorReply(int http_status, std::string_view code, std::string_view detail,
+                 std::string_view request_id) {
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  w.StartObject();
+  KV(w, "error", ReasonPhrase(http_status));
+  KV(w, "code", code);
+  KV(w, "detail", detail);
+  KV(w, "request_id", request_id);
+  KV(w, "timestamp", IsoTime(NowMs()));
+  w.EndObject();
+  Reply r;
+  r.status = http_status;
+  r.body.assign(sb.GetString(), sb.GetSize());
+  return r;
+}
+
+Reply StatusReply(const Status& status, std::string_view request_id) {
+  std::string detail = status.message();
+  if (status.code() == Code::kNoSpace) {
+    detail += " (the array is out of flash space: delete volumes or snapshots, or trim data)";
+  }
+  return ErrorReply(HttpStatusFor(status.code()), ErrorCodeFor(status.code()), detail,
+                    request_id);
+}
+
+}  // namespace pstorage::api

@@ -1,0 +1,205 @@
+#include "api/server/json.h"
+
+#include <chrono>
+#include <cmath>
+#include <ctime>
+
+#include <rapidjson/error/en.h>
+
+namespace pstorage::api {
+
+namespace {
+
+// Depth of the deepest array/object nesting, stopping early past `limit`.
+// Runs before the parse so a body of a million '[' never reaches the
+// recursive parser.
+int NestingDepth(std::string_view s, int limit) {
+  int depth = 0, max_depth = 0;
+  bool in_string = false, escaped = false;
+  for (char c : s) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) max_depth = depth;
+      if (max_depth > limit) return max_depth;
+    } else if (c == ']' || c == '}') {
+      depth--;
+    }
+  }
+  return max_depth;
+}
+
+}  // namespace
+
+Status ParseJsonObject(std::string_view body, rapidjson::Document* doc) {
+  if (body.empty()) {
+    return Status::InvalidArgument("request body is empty; expected a JSON object");
+  }
+  if (NestingDepth(body, kMaxJsonDepth) > kMaxJsonDepth) {
+    return Status::InvalidArgument("request body nests deeper than " +
+                                   std::to_string(kMaxJsonDepth) + " levels");
+  }
+  constexpr unsigned kFlags = rapidjson::kParseValidateEncodingFlag;
+  doc->Parse<kFlags>(body.data(), body.size());
+  if (doc->HasParseError()) {
+    return Status::InvalidArgument(
+        "request body is not valid JSON at offset " + std::to_string(doc->GetErrorOffset()) +
+        ": " + rapidjson::GetParseError_En(doc->GetParseError()));
+  }
+  if (!doc->IsObject()) return Status::InvalidArgument("request body must be a JSON object");
+  return Status::Ok();
+}
+
+FieldReader::FieldReader(const rapidjson::Value& object,
+                         std::initializer_list<std::string_view> allowed)
+    : object_(object) {
+  for (auto m = object_.MemberBegin(); m != object_.MemberEnd(); ++m) {
+    std::string_view name(m->name.GetString(), m->name.GetStringLength());
+    bool known = false;
+    for (std::string_view a : allowed) known = known || a == name;
+    if (!known) {
+      std::string list;
+      for (std::string_view a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+      Fail("unknown field '" + std::string(name.substr(0, 64)) + "'; allowed fields: " + list);
+      return;
+    }
+    for (auto n = object_.MemberBegin(); n != m; ++n) {
+      if (std::string_view(n->name.GetString(), n->name.GetStringLength()) == name) {
+        Fail("field '" + std::string(name) + "' appears twice");
+        return;
+      }
+    }
+  }
+}
+
+const rapidjson::Value* FieldReader::Find(std::string_view name) const {
+  for (auto m = object_.MemberBegin(); m != object_.MemberEnd(); ++m) {
+    if (std::string_view(m->name.GetString(), m->name.GetStringLength()) == name) {
+      return &m->value;
+    }
+  }
+  return nullptr;
+}
+
+void FieldReader::Fail(std::string message) {
+  if (status_.ok()) status_ = Status::InvalidArgument(std::move(message));
+}
+
+bool FieldReader::Has(std::string_view name) const { return Find(name) != nullptr; }
+
+bool FieldReader::IsNull(std::string_view name) const {
+  const rapidjson::Value* v = Find(name);
+  return v != nullptr && v->IsNull();
+}
+
+std::optional<std::string> FieldReader::String(std::string_view name, bool required,
+                                               size_t max_len, bool null_ok) {
+  const rapidjson::Value* v = Find(name);
+  if (v == nullptr || (null_ok && v->IsNull())) {
+    if (required) Fail("missing required field '" + std::string(name) + "'");
+    return std::nullopt;
+  }
+  if (!v->IsString()) {
+    Fail("field '" + std::string(name) + "' must be a string");
+    return std::nullopt;
+  }
+  if (v->GetStringLength() > max_len) {
+    Fail("field '" + std::string(name) + "' is longer than " + std::to_string(max_len) +
+         " bytes");
+    return std::nullopt;
+  }
+  return std::string(v->GetString(), v->GetStringLength());
+}
+
+std::optional<uint64_t> FieldReader::Uint64(std::string_view name, bool required) {
+  const rapidjson::Value* v = Find(name);
+  if (v == nullptr) {
+    if (required) Fail("missing required field '" + std::string(name) + "'");
+    return std::nullopt;
+  }
+  if (!v->IsUint64()) {
+    Fail("field '" + std::string(name) + "' must be a non-negative integer below 2^64");
+    return std::nullopt;
+  }
+  return v->GetUint64();
+}
+
+std::optional<double> FieldReader::Number(std::string_view name, bool required) {
+  const rapidjson::Value* v = Find(name);
+  if (v == nullptr) {
+    if (required) Fail("missing required field '" + std::string(name) + "'");
+    return std::nullopt;
+  }
+  if (!v->IsNumber()) {
+    Fail("field '" + std::string(name) + "' must be a number");
+    return std::nullopt;
+  }
+  return v->GetDouble();
+}
+
+std::optional<std::map<std::string, std::string>> FieldReader::Tags(std::string_view name) {
+  constexpr size_t kMaxTags = 64, kMaxKey = 128, kMaxValue = 1024;
+  const rapidjson::Value* v = Find(name);
+  if (v == nullptr) return std::nullopt;
+  if (!v->IsObject()) {
+    Fail("field '" + std::string(name) + "' must be an object of string values");
+    return std::nullopt;
+  }
+  std::map<std::string, std::string> tags;
+  for (auto m = v->MemberBegin(); m != v->MemberEnd(); ++m) {
+    std::string key(m->name.GetString(), m->name.GetStringLength());
+    if (!m->value.IsString()) {
+      Fail("tag '" + key.substr(0, 64) + "' must have a string value");
+      return std::nullopt;
+    }
+    if (key.empty() || key.size() > kMaxKey || m->value.GetStringLength() > kMaxValue) {
+      Fail("tag keys must be 1-128 bytes and values at most 1024 bytes");
+      return std::nullopt;
+    }
+    tags[key] = std::string(m->value.GetString(), m->value.GetStringLength());
+  }
+  if (tags.size() > kMaxTags) {
+    Fail("at most " + std::to_string(kMaxTags) + " tags");
+    return std::nullopt;
+  }
+  return tags;
+}
+
+void KV(JsonWriter& w, std::string_view k, double v) {
+  Key(w, k);
+  if (!std::isfinite(v)) v = 0;
+  w.Double(std::round(v * 10000) / 10000);
+}
+
+void WriteTags(JsonWriter& w, const std::map<std::string, std::string>& tags) {
+  w.StartObject();
+  for (const auto& [k, v] : tags) KV(w, k, v);
+  w.EndObject();
+}
+
+std::string IsoTime(int64_t unix_ms) {
+  std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace pstorage::api

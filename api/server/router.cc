@@ -1,0 +1,100 @@
+#include "api/server/router.h"
+
+namespace pstorage::api {
+
+namespace {
+
+std::vector<std::string> Split(std::string_view path) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i < path.size()) {
+    if (path[i] == '/') {
+      i++;
+      continue;
+    }
+    size_t j = path.find('/', i);
+    if (j == std::string_view::npos) j = path.size();
+    out.emplace_back(path.substr(i, j - i));
+    i = j;
+  }
+  return out;
+}
+
+int Hex(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+}  // namespace
+
+bool PercentDecode(std::string_view in, std::string* out, bool plus_is_space) {
+  out->clear();
+  out->reserve(in.size());
+  for (size_t i = 0; i < in.size(); i++) {
+    if (in[i] == '%') {
+      if (i + 2 >= in.size()) return false;
+      int hi = Hex(in[i + 1]), lo = Hex(in[i + 2]);
+      if (hi < 0 || lo < 0) return false;
+      out->push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else if (in[i] == '+' && plus_is_space) {
+      out->push_back(' ');
+    } else {
+      out->push_back(in[i]);
+    }
+  }
+  return true;
+}
+
+Router::Router(std::vector<Route> routes) : routes_(std::move(routes)) {
+  for (const Route& r : routes_) segments_.push_back(Split(r.pattern));
+}
+
+RouteMatch Router::Match(std::string_view method, std::string_view path) const {
+  RouteMatch m;
+  // A trailing slash is tolerated; an empty segment in the middle is not.
+  if (path.find("//") != std::string_view::npos) return m;
+  std::vector<std::string> parts = Split(path);
+  for (size_t r = 0; r < routes_.size(); r++) {
+    const std::vector<std::string>& segs = segments_[r];
+    if (segs.size() != parts.size()) continue;
+    std::map<std::string, std::string> params;
+    bool ok = true;
+    for (size_t i = 0; i < segs.size() && ok; i++) {
+      const std::string& s = segs[i];
+      if (s.size() > 2 && s.front() == '{' && s.back() == '}') {
+        std::string value;
+        ok = PercentDecode(parts[i], &value, false) && !value.empty();
+        params[s.substr(1, s.size() - 2)] = std::move(value);
+      } else {
+        ok = s == parts[i];
+      }
+    }
+    if (!ok) continue;
+    if (routes_[r].method == method) {
+      m.index = static_cast<int>(r);
+      m.params = std::move(params);
+      m.allow.clear();
+      return m;
+    }
+    if (m.allow.find(routes_[r].method) == std::string::npos) {
+      m.allow += (m.allow.empty() ? "" : ", ") + routes_[r].method;
+    }
+  }
+  return m;
+}
+
+std::vector<Route> AllRoutes() {
+  std::vector<Route> routes;
+  AddSystemRoutes(&routes);
+  AddMetricsRoutes(&routes);
+  AddClusterRoutes(&routes);
+  AddVolumeRoutes(&routes);
+  AddDataRoutes(&routes);
+  AddSnapshotRoutes(&routes);
+  return routes;
+}
+
+}  // namespace pstorage::api

@@ -1,0 +1,55 @@
+// The route table: "METHOD /api/v1/volumes/{volume_id}" patterns mapped to
+// handler functions. Matching is by whole path segments; a path that matches
+// some pattern under another method is a 405 with the allowed methods.
+#pragma once
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "api/server/http_types.h"
+
+namespace pstorage::api {
+
+struct Services;
+using HandlerFn = Reply (*)(Services&, const Request&);
+
+struct Route {
+  std::string method;
+  std::string pattern;  // segments are literals or {name}
+  HandlerFn handler = nullptr;
+  bool needs_auth = true;
+};
+
+struct RouteMatch {
+  int index = -1;  // into Router::routes(); -1 when nothing matched
+  std::map<std::string, std::string> params;
+  std::string allow;  // when the path matched only under other methods: "GET, DELETE"
+};
+
+class Router {
+ public:
+  explicit Router(std::vector<Route> routes);
+  RouteMatch Match(std::string_view method, std::string_view path) const;
+  const std::vector<Route>& routes() const { return routes_; }
+
+ private:
+  std::vector<Route> routes_;
+  std::vector<std::vector<std::string>> segments_;  // per route
+};
+
+// Every route the server serves (defined by the routes_*.cc files).
+std::vector<Route> AllRoutes();
+void AddVolumeRoutes(std::vector<Route>* routes);
+void AddDataRoutes(std::vector<Route>* routes);
+void AddSnapshotRoutes(std::vector<Route>* routes);
+void AddSystemRoutes(std::vector<Route>* routes);
+void AddMetricsRoutes(std::vector<Route>* routes);
+void AddClusterRoutes(std::vector<Route>* routes);
+
+// Percent-decodes; false on a malformed escape. '+' is a space in query
+// strings only.
+bool PercentDecode(std::string_view in, std::string* out, bool plus_is_space);
+
+}  // namespace pstorage::api

@@ -1,0 +1,162 @@
+// Runs the real `pstorage serve` binary for a test: a temporary folder with
+// a config (loopback, port 0, a known admin key, a small flash device), the
+// server's stdout/stderr captured to files, the port read from its
+// "listening on" line; stopped with SIGTERM (or killed) at the end.
+#pragma once
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include <rapidjson/document.h>
+
+#include "api/http_client.h"
+#include "tests/status_matchers.h"
+
+namespace pstorage::api::testing {
+
+inline const char kTestKey[] = "psk_test_0123456789abcdefghijklmnopqrstuvwxyzAB";
+
+struct ServerOptions {
+  bool auth = true;
+  bool rate_limit = false;
+  double rate_per_second = 5000;
+  uint64_t burst = 10000;
+  uint64_t flash_bytes = 64ull << 20;
+  uint64_t max_body_bytes = 8ull << 20;
+};
+
+inline std::string ReadFileText(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class ServerProcess {
+ public:
+  // `name` makes the folder unique per test: /var/tmp/pstorage-api-<name>-<pid>.
+  explicit ServerProcess(const std::string& name, ServerOptions o = {})
+      : dir_("/var/tmp/pstorage-api-" + name + "-" + std::to_string(::getpid())), opts_(o) {
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    WriteConfig();
+  }
+  ~ServerProcess() {
+    if (pid_ > 0) Kill();
+    std::filesystem::remove_all(dir_);
+  }
+
+  const std::string& dir() const { return dir_; }
+  std::string config_path() const { return dir_ + "/config.json"; }
+  int port() const { return port_; }
+  std::string stdout_text() const { return ReadFileText(dir_ + "/stdout.log"); }
+  std::string stderr_text() const { return ReadFileText(dir_ + "/stderr.log"); }
+
+  // Starts the server and waits (up to 20 s) for its "listening on" line.
+  ::testing::AssertionResult Start() {
+    std::filesystem::remove(dir_ + "/stdout.log");
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      int out = ::open((dir_ + "/stdout.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      int err = ::open((dir_ + "/stderr.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      ::dup2(out, 1);
+      ::dup2(err, 2);
+      std::string cfg = config_path();
+      ::execl(PSTORAGE_BIN, PSTORAGE_BIN, "serve", "--config", cfg.c_str(), nullptr);
+      ::_exit(127);
+    }
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (std::chrono::steady_clock::now() < deadline) {
+      std::string out = stdout_text();
+      size_t at = out.find("listening on http://127.0.0.1:");
+      if (at != std::string::npos && out.find('\n', at) != std::string::npos) {
+        port_ = std::stoi(out.substr(at + 30));
+        client_ = std::make_unique<HttpClient>("127.0.0.1", port_);
+        return ::testing::AssertionSuccess();
+      }
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return ::testing::AssertionFailure() << "server exited early: " << stderr_text();
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return ::testing::AssertionFailure() << "server did not start: " << stderr_text();
+  }
+
+  // Sends `sig` and returns the exit code (-1 when killed by a signal).
+  int Stop(int sig = SIGTERM) {
+    if (pid_ <= 0) return -1;
+    ::kill(pid_, sig);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    client_.reset();
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+  void Kill() { Stop(SIGKILL); }
+
+  HttpClient& client() { return *client_; }
+
+  // A request with the admin key (unless `with_key` is false).
+  HttpResponse Call(std::string_view method, std::string_view target, std::string_view body = {},
+                    HttpHeaders headers = {}, bool with_key = true) {
+    if (with_key) headers.emplace_back("X-API-Key", kTestKey);
+    if (!body.empty() && !HasHeader(headers, "Content-Type")) {
+      headers.emplace_back("Content-Type", "application/json");
+    }
+    Result<HttpResponse> r = client_->Request(method, target, body, headers);
+    EXPECT_TRUE(r.ok()) << method << " " << target << ": " << r.status().ToString();
+    return r.ok() ? *r : HttpResponse{};
+  }
+
+ private:
+  static bool HasHeader(const HttpHeaders& h, std::string_view name) {
+    for (const auto& [k, v] : h) {
+      if (k == name) return true;
+    }
+    return false;
+  }
+
+  void WriteConfig() {
+    std::ofstream f(config_path());
+    f << "{\n  \"version\": 1,\n  \"server_port\": 0,\n  \"bind_address\": \"127.0.0.1\",\n"
+      << "  \"log_level\": \"info\",\n"
+      << "  \"max_body_bytes\": " << opts_.max_body_bytes << ",\n"
+      << "  \"rate_limit\": {\"enabled\": " << (opts_.rate_limit ? "true" : "false")
+      << ", \"requests_per_second\": " << opts_.rate_per_second
+      << ", \"burst\": " << opts_.burst << "},\n"
+      << "  \"default\": {\n    \"storage\": {\"persistent_file_path\": \"kv/\"},\n"
+      << "    \"authentication\": {\"enabled\": " << (opts_.auth ? "true" : "false")
+      << ", \"save_api_key_to_file\": false, \"api_key\": \"" << kTestKey << "\"}\n  },\n"
+      << "  \"array\": {\"data_dir\": \"data\", \"flash_capacity_bytes\": " << opts_.flash_bytes
+      << ", \"pages_per_block\": 64},\n  \"projects\": []\n}\n";
+  }
+
+  std::string dir_;
+  ServerOptions opts_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+  std::unique_ptr<HttpClient> client_;
+};
+
+// Parses a response body that must be a JSON object.
+inline rapidjson::Document Json(const HttpResponse& r) {
+  rapidjson::Document d;
+  d.Parse(r.body.data(), r.body.size());
+  EXPECT_FALSE(d.HasParseError()) << "not JSON: " << r.body.substr(0, 200);
+  if (d.HasParseError()) d.SetObject();
+  return d;
+}
+
+}  // namespace pstorage::api::testing
