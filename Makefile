@@ -1,9 +1,9 @@
 # Thin wrapper over CMake. See README.md.
 BUILD ?= build
 JOBS ?= $(shell nproc)
-DATA_DIR ?= ./pstorage-data
+DATA_DIR ?= ./pstorage-flash-demo
 
-.PHONY: run test bench deps build build-release clean
+.PHONY: run flash-demo test bench deps build build-release clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -16,8 +16,15 @@ build: deps
 	cmake -S . -B $(BUILD)/debug -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	cmake --build $(BUILD)/debug -j $(JOBS)
 
-# Until the server exists, `make run` drives the simulated flash device.
+# Starts the service with ./config.json, created with safe defaults on the
+# first run (port 8000 on 127.0.0.1, data in ./pstorage-data/; the admin API
+# key is printed once). Ctrl-C stops it cleanly.
+CONFIG ?= ./config.json
 run: build-release
+	$(BUILD)/release/api/pstorage serve --config $(CONFIG)
+
+# The flash device alone: a random-overwrite workload with recovery checks.
+flash-demo: build-release
 	$(BUILD)/release/flash_sim/pstorage-flash --data-dir $(DATA_DIR)
 
 test: build
