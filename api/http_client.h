@@ -40,6 +40,8 @@ class HttpClient {
   // chunked). `target` is the path with its query string, already encoded.
   // A Content-Length header is added for a non-empty body (and for POST/PUT
   // with an empty one); Host and Connection: keep-alive always.
+  // The connection is closed after an error status (>= 400) to a request with
+  // a body, as the server may have left that body unread in the stream.
   Result<HttpResponse> Request(std::string_view method, std::string_view target,
                                std::string_view body = {}, const HttpHeaders& headers = {});
 

@@ -210,6 +210,37 @@ void WriteRestartVerify(int sig) {
   EXPECT_EQ(0, server.Stop());
 }
 
+// A full flash device answers 503 NO_SPACE; what was acknowledged before
+// stays readable and the server stays up.
+TEST(DataTest, FullArrayIs503AndHarmsNothing) {
+  ServerOptions o;
+  o.flash_bytes = 16ull << 20;
+  ServerProcess server("full", o);
+  ASSERT_TRUE(server.Start());
+  std::string id = Json(server.Call("POST", "/api/v1/volumes", R"({"name": "big", "size_gb": 0.0625})"))["id"].GetString();
+  std::mt19937 rng(11);
+  std::vector<std::string> acked;
+  HttpResponse last;
+  for (int i = 0; i < 40; i++) {
+    std::string d(1 << 20, '\0');
+    for (char& c : d) c = static_cast<char>(rng());  // incompressible
+    last = server.Call("PUT", "/api/v1/volumes/" + id + "/data?offset=" + std::to_string(i << 20), d, kOctet);
+    if (last.status != 200) break;
+    acked.push_back(std::move(d));
+  }
+  ASSERT_EQ(503, last.status) << last.body;
+  EXPECT_STREQ("NO_SPACE", Json(last)["code"].GetString());
+  EXPECT_GE(acked.size(), 8u);
+  for (size_t i = 0; i < acked.size(); i++) {
+    HttpResponse r = server.Call("GET", "/api/v1/volumes/" + id + "/data?offset=" +
+                                            std::to_string(i << 20) + "&length=1048576");
+    ASSERT_EQ(200, r.status);
+    EXPECT_TRUE(r.body == acked[i]) << "chunk " << i;
+  }
+  EXPECT_EQ(200, server.Call("GET", "/health", {}, {}, false).status);
+  EXPECT_EQ(0, server.Stop());
+}
+
 TEST(RestartTest, SigtermKeepsEverything) { WriteRestartVerify(SIGTERM); }
 TEST(RestartTest, SigkillKeepsAcknowledgedWrites) { WriteRestartVerify(SIGKILL); }
 
