@@ -301,7 +301,16 @@ Result<VolumeInfo> Engine::FindVolumeByName(const std::string& n) const {
 Result<VolumeInfo> Engine::UpdateVolume(const std::string& id, const VolumeUpdate& u) {
   return impl_->UpdateVolume(id, u);
 }
-Status Engine::DeleteVolume(const std::string& id) { return impl_->DeleteVolume(id); }
+// Deleting data frees flash pages only at the next checkpoint (a page is
+// reused only once no durable state can refer to it). Take that checkpoint
+// now when a delete freed a megabyte or more, so the space shows up at once.
+constexpr uint64_t kCheckpointAfterFreedPages = 256;
+
+Status Engine::DeleteVolume(const std::string& id) {
+  PS_RETURN_IF_ERROR(impl_->DeleteVolume(id));
+  if (impl_->PagesFreedPending() >= kCheckpointAfterFreedPages) (void)impl_->Checkpoint();
+  return Status::Ok();
+}
 Result<VolumeInfo> Engine::ResizeVolume(const std::string& id, uint64_t size) {
   return impl_->ResizeVolume(id, size);
 }
@@ -320,14 +329,25 @@ std::vector<SnapshotInfo> Engine::ListAllSnapshots() const { return impl_->ListA
 Result<SnapshotInfo> Engine::GetSnapshot(const std::string& id) const {
   return impl_->GetSnapshot(id);
 }
-Status Engine::DeleteSnapshot(const std::string& id) { return impl_->DeleteSnapshot(id); }
+Status Engine::DeleteSnapshot(const std::string& id) {
+  PS_RETURN_IF_ERROR(impl_->DeleteSnapshot(id));
+  if (impl_->PagesFreedPending() >= kCheckpointAfterFreedPages) (void)impl_->Checkpoint();
+  return Status::Ok();
+}
 Result<VolumeInfo> Engine::RestoreSnapshot(const std::string& snapshot_id,
                                            const std::string& target, const std::string& name) {
   return impl_->RestoreSnapshot(snapshot_id, target, name);
 }
 Result<WriteResult> Engine::Write(const std::string& id, uint64_t offset,
                                   std::span<const uint8_t> data) {
-  return impl_->Write(id, offset, data);
+  Result<WriteResult> r = impl_->Write(id, offset, data);
+  // Full, but with pages freed (overwrites, trims) since the last checkpoint:
+  // a checkpoint gives them back; then try once more. No lock is held here.
+  if (!r.ok() && r.status().code() == Code::kNoSpace && impl_->PagesFreedPending() > 0 &&
+      impl_->Checkpoint().ok()) {
+    r = impl_->Write(id, offset, data);
+  }
+  return r;
 }
 Status Engine::Read(const std::string& id, uint64_t offset, std::span<uint8_t> out) const {
   return impl_->Read(id, offset, out);

@@ -134,14 +134,14 @@ Result<WriteResult> Engine::Impl::Write(const std::string& volume_id, uint64_t o
     std::shared_lock lock(catalog_mu_);
     vp = VolumeById(volume_id);
   }
-  if (!vp) return Status::NotFound("volume " + volume_id + " not found");
+  if (!vp) return Status::NotFound("Volume " + volume_id + " not found");
   WriteResult result;
   result.bytes = data.size();
   result.was_deduplicated = !data.empty();
   {
     std::unique_lock vl(vp->mu);
     Volume& v = *vp;
-    if (v.deleted) return Status::NotFound("volume " + volume_id + " not found");
+    if (v.deleted) return Status::NotFound("Volume " + volume_id + " not found");
     PS_RETURN_IF_ERROR(CheckRange(offset, data.size(), v.info.size_bytes));
     Scratch& t = Tls();
     uint64_t end = offset + data.size();
@@ -203,9 +203,9 @@ Status Engine::Impl::Read(const std::string& volume_id, uint64_t offset,
     std::shared_lock lock(catalog_mu_);
     v = VolumeById(volume_id);
   }
-  if (!v) return Status::NotFound("volume " + volume_id + " not found");
+  if (!v) return Status::NotFound("Volume " + volume_id + " not found");
   std::shared_lock vl(v->mu);
-  if (v->deleted) return Status::NotFound("volume " + volume_id + " not found");
+  if (v->deleted) return Status::NotFound("Volume " + volume_id + " not found");
   return ReadRoot(v->root, v->info.size_bytes, offset, out);
 }
 
@@ -216,9 +216,9 @@ Status Engine::Impl::ReadSnapshot(const std::string& id, uint64_t offset,
     std::shared_lock lock(catalog_mu_);
     s = SnapshotById(id);
   }
-  if (!s) return Status::NotFound("snapshot " + id + " not found");
+  if (!s) return Status::NotFound("Snapshot " + id + " not found");
   std::shared_lock sl(s->mu);
-  if (s->deleted) return Status::NotFound("snapshot " + id + " not found");
+  if (s->deleted) return Status::NotFound("Snapshot " + id + " not found");
   return ReadRoot(s->root, s->info.size_bytes, offset, out);
 }
 
@@ -228,11 +228,11 @@ Status Engine::Impl::Trim(const std::string& volume_id, uint64_t offset, uint64_
     std::shared_lock lock(catalog_mu_);
     vp = VolumeById(volume_id);
   }
-  if (!vp) return Status::NotFound("volume " + volume_id + " not found");
+  if (!vp) return Status::NotFound("Volume " + volume_id + " not found");
   {
     std::unique_lock vl(vp->mu);
     Volume& v = *vp;
-    if (v.deleted) return Status::NotFound("volume " + volume_id + " not found");
+    if (v.deleted) return Status::NotFound("Volume " + volume_id + " not found");
     PS_RETURN_IF_ERROR(CheckRange(offset, length, v.info.size_bytes));
     Scratch& t = Tls();
     uint64_t end = offset + length;

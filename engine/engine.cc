@@ -119,7 +119,7 @@ std::vector<VolumeInfo> Engine::Impl::ListVolumes() const {
 Result<VolumeInfo> Engine::Impl::GetVolume(const std::string& id) const {
   std::shared_lock lock(catalog_mu_);
   std::shared_ptr<Volume> v = VolumeById(id);
-  if (!v) return Status::NotFound("volume " + id + " not found");
+  if (!v) return Status::NotFound("Volume " + id + " not found");
   std::shared_lock vl(v->mu);
   return Describe(*v);
 }
@@ -137,7 +137,7 @@ Result<VolumeInfo> Engine::Impl::FindVolumeByName(const std::string& name) const
 Result<VolumeInfo> Engine::Impl::UpdateVolume(const std::string& id, const VolumeUpdate& update) {
   std::unique_lock lock(catalog_mu_);
   std::shared_ptr<Volume> v = VolumeById(id);
-  if (!v) return Status::NotFound("volume " + id + " not found");
+  if (!v) return Status::NotFound("Volume " + id + " not found");
   if (update.name) PS_RETURN_IF_ERROR(CheckName(*update.name, id));
   std::unique_lock vl(v->mu);
   VolumeInfo info = v->info;
@@ -161,7 +161,7 @@ Status Engine::Impl::DeleteVolume(const std::string& id) {
   {
     std::unique_lock lock(catalog_mu_);
     std::shared_ptr<Volume> v = VolumeById(id);
-    if (!v) return Status::NotFound("volume " + id + " not found");
+    if (!v) return Status::NotFound("Volume " + id + " not found");
     std::unique_lock vl(v->mu);
     if (v->snapshots > 0) {
       return Status::FailedPrecondition("volume " + id + " has " + std::to_string(v->snapshots) +
@@ -181,7 +181,7 @@ Result<VolumeInfo> Engine::Impl::ResizeVolume(const std::string& id, uint64_t ne
   PS_RETURN_IF_ERROR(ValidSize(new_size));
   std::shared_lock lock(catalog_mu_);
   std::shared_ptr<Volume> v = VolumeById(id);
-  if (!v) return Status::NotFound("volume " + id + " not found");
+  if (!v) return Status::NotFound("Volume " + id + " not found");
   std::unique_lock vl(v->mu);
   if (new_size <= v->info.size_bytes) {
     return Status::FailedPrecondition("volumes only grow: new size " + std::to_string(new_size) +
@@ -201,7 +201,7 @@ Result<VolumeInfo> Engine::Impl::CloneVolume(const std::string& id, const std::s
                                              const std::string& description) {
   std::unique_lock lock(catalog_mu_);
   std::shared_ptr<Volume> src = VolumeById(id);
-  if (!src) return Status::NotFound("volume " + id + " not found");
+  if (!src) return Status::NotFound("Volume " + id + " not found");
   PS_RETURN_IF_ERROR(CheckName(name, ""));
   std::unique_lock vl(src->mu);
   VolumeInfo info;
@@ -223,7 +223,7 @@ Result<SnapshotInfo> Engine::Impl::CreateSnapshot(const std::string& volume_id,
   PS_RETURN_IF_ERROR(ValidName(name, "snapshot"));
   std::unique_lock lock(catalog_mu_);
   std::shared_ptr<Volume> v = VolumeById(volume_id);
-  if (!v) return Status::NotFound("volume " + volume_id + " not found");
+  if (!v) return Status::NotFound("Volume " + volume_id + " not found");
   for (const auto& [sid, s] : snapshots_) {
     if (s->volume_handle == v->handle && s->info.name == name) {
       return Status::AlreadyExists("volume " + volume_id + " already has a snapshot named '" + name + "'");
@@ -248,7 +248,7 @@ Result<SnapshotInfo> Engine::Impl::CreateSnapshot(const std::string& volume_id,
 Result<std::vector<SnapshotInfo>> Engine::Impl::ListSnapshots(const std::string& volume_id) const {
   std::shared_lock lock(catalog_mu_);
   std::shared_ptr<Volume> v = VolumeById(volume_id);
-  if (!v) return Status::NotFound("volume " + volume_id + " not found");
+  if (!v) return Status::NotFound("Volume " + volume_id + " not found");
   std::vector<SnapshotInfo> out;
   for (const auto& [id, s] : snapshots_) {
     if (s->volume_handle == v->handle) out.push_back(DescribeSnapshot(*s));
@@ -266,7 +266,7 @@ std::vector<SnapshotInfo> Engine::Impl::ListAllSnapshots() const {
 Result<SnapshotInfo> Engine::Impl::GetSnapshot(const std::string& id) const {
   std::shared_lock lock(catalog_mu_);
   std::shared_ptr<Snapshot> s = SnapshotById(id);
-  if (!s) return Status::NotFound("snapshot " + id + " not found");
+  if (!s) return Status::NotFound("Snapshot " + id + " not found");
   return DescribeSnapshot(*s);
 }
 
@@ -274,7 +274,7 @@ Status Engine::Impl::DeleteSnapshot(const std::string& id) {
   {
     std::unique_lock lock(catalog_mu_);
     std::shared_ptr<Snapshot> s = SnapshotById(id);
-    if (!s) return Status::NotFound("snapshot " + id + " not found");
+    if (!s) return Status::NotFound("Snapshot " + id + " not found");
     std::unique_lock sl(s->mu);
     std::vector<uint8_t> rec;
     ByteWriter w(&rec);
@@ -291,7 +291,7 @@ Result<VolumeInfo> Engine::Impl::RestoreSnapshot(const std::string& snapshot_id,
                                                  const std::string& new_name) {
   std::unique_lock lock(catalog_mu_);
   std::shared_ptr<Snapshot> s = SnapshotById(snapshot_id);
-  if (!s) return Status::NotFound("snapshot " + snapshot_id + " not found");
+  if (!s) return Status::NotFound("Snapshot " + snapshot_id + " not found");
   if (target.empty()) {
     std::string name = new_name.empty() ? s->info.name + "-restore-" + NewUuid().substr(0, 8) : new_name;
     PS_RETURN_IF_ERROR(CheckName(name, ""));
@@ -308,7 +308,7 @@ Result<VolumeInfo> Engine::Impl::RestoreSnapshot(const std::string& snapshot_id,
     return Describe(*VolumeById(info.id));
   }
   std::shared_ptr<Volume> v = VolumeById(target);
-  if (!v) return Status::NotFound("volume " + target + " not found");
+  if (!v) return Status::NotFound("Volume " + target + " not found");
   std::unique_lock vl(v->mu);
   std::vector<uint8_t> rec;
   ByteWriter w(&rec);
@@ -363,7 +363,7 @@ void FillReduction(const WriteCounters& c, uint64_t physical, ReductionStats* r)
 Result<ReductionStats> Engine::Impl::VolumeReduction(const std::string& id) const {
   std::shared_lock lock(catalog_mu_);
   std::shared_ptr<Volume> v = VolumeById(id);
-  if (!v) return Status::NotFound("volume " + id + " not found");
+  if (!v) return Status::NotFound("Volume " + id + " not found");
   std::shared_lock vl(v->mu);
   ReductionStats r;
   r.provisioned_bytes = v->info.size_bytes;

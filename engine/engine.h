@@ -13,7 +13,10 @@
 //   * Errors are values: kInvalidArgument (bad name/size/range),
 //     kNotFound, kAlreadyExists (duplicate name), kFailedPrecondition
 //     (shrink, deleting a volume that still has snapshots), kNoSpace (flash
-//     full: nothing acknowledged is harmed), kCorruption, kIoError.
+//     full even after a checkpoint has given back the pages freed since the
+//     last one: nothing acknowledged is harmed), kCorruption, kIoError.
+//     Deleting a volume or snapshot that frees 1 MiB or more checkpoints at
+//     once, so its space is usable when the call returns.
 //
 // Thread safety: every method may be called from any thread. Writes to
 // different volumes and all reads run in parallel; each volume has its own

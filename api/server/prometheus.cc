@@ -25,7 +25,7 @@ class Out {
   }
   void Sample(const char* name, const std::string& labels, double v) {
     char buf[64];
-    std::snprintf(buf, sizeof(buf), "%.17g", v);
+    std::snprintf(buf, sizeof(buf), "%.15g", v);
     s_ += name;
     if (!labels.empty()) s_ += "{" + labels + "}";
     s_ += ' ';

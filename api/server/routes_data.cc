@@ -61,8 +61,14 @@ Reply WriteJson(Services& s, const Request& req) {
   if (Status st = ParseBody(req, &doc); !st.ok()) return Error(req, st);
   FieldReader f(doc, {"offset", "data"});
   std::optional<uint64_t> offset = f.Uint64("offset", true);
-  std::optional<std::string> data = f.String("data", true, s.config.max_body_bytes / 3 * 4 + 4);
+  std::optional<std::string> data = f.String("data", true, SIZE_MAX);
   if (!f.status().ok()) return Error(req, f.status());
+  if (data->size() > s.config.max_body_bytes / 3 * 4 + 4) {
+    return ErrorReply(413, "PAYLOAD_TOO_LARGE",
+                      "data decodes to more than max_body_bytes (" +
+                          std::to_string(s.config.max_body_bytes) + "); split the write",
+                      req.request_id);
+  }
   if (Status st = CheckAligned(*offset); !st.ok()) return Error(req, st);
   Result<std::string> bytes = Base64Decode(*data);
   if (!bytes.ok()) return Error(req, bytes.status());
@@ -132,8 +138,9 @@ Reply PutData(Services& s, const Request& req) {
 }
 
 // "bytes=a-b", "bytes=a-" or "bytes=-n" against a volume of `size` bytes.
-// Returns false for a malformed or multi-range header (ignored, per RFC 9110)
-// and sets `unsatisfiable` when the range lies outside the volume.
+// Returns false for a malformed or multi-range header (the caller answers
+// 400: a block device client asking for ranges wants exactly those bytes)
+// and sets `unsatisfiable` when the range lies outside the volume (416).
 bool ParseRange(std::string_view h, uint64_t size, uint64_t* first, uint64_t* last,
                 bool* unsatisfiable) {
   *unsatisfiable = false;

@@ -171,13 +171,15 @@ Status HttpServer::Impl::Listen() {
 
 Reply HttpServer::Impl::Dispatch(Request& req, const Http::Request& raw, std::string* client_key,
                                  int* route_index, RateLimitDecision* limit) {
-  if (services_.shutting_down.load()) {
+  RouteMatch m = router_.Match(req.method, req.path);
+  // While draining, /health still answers (503, "shutting_down") so load
+  // balancers see why; everything else is refused.
+  if (services_.shutting_down.load() && req.path != "/health") {
     Reply r = ErrorReply(503, "SHUTTING_DOWN", "the server is shutting down; retry shortly",
                          req.request_id);
     r.headers.emplace_back("Retry-After", "5");
     return r;
   }
-  RouteMatch m = router_.Match(req.method, req.path);
   *route_index = m.index;
   if (m.index < 0) {
     if (!m.allow.empty()) {
@@ -281,6 +283,10 @@ void HttpServer::Impl::Handle(const Http::Request& raw, Http::ResponseWriter res
   auto& h = response.headers();
   auto conn = raw.headers().tryGet<Http::Header::Connection>();
   bool close = conn && conn->control() == Http::ConnectionControl::Close;
+  // Pistache has already put "Connection: Close" on the response of any
+  // request without a Connection header (curl and most clients send none),
+  // and add() does not replace: remove it first, or keep-alive is lost.
+  h.remove<Http::Header::Connection>();
   h.add<Http::Header::Connection>(close ? Http::ConnectionControl::Close
                                         : Http::ConnectionControl::KeepAlive);
   h.add(std::make_shared<NamedHeader>("X-Request-ID", req.request_id));

@@ -79,6 +79,7 @@ std::vector<BadCase> Cases() {
       {"raw put unaligned offset", "PUT", "/api/v1/volumes/{vol}/data?offset=1", std::string(4096, 'a'), 400, "application/octet-stream"},
       {"raw put no offset", "PUT", "/api/v1/volumes/{vol}/data", std::string(4096, 'a'), 400, "application/octet-stream"},
       {"raw put too large", "PUT", "/api/v1/volumes/{vol}/data?offset=0", std::string(300 << 10, 'a'), 413, "application/octet-stream"},
+      {"base64 data too large", "POST", "/api/v1/volumes/{vol}/write", "{\"offset\": 0, \"data\": \"" + std::string(400 << 10, 'A') + "\"}", 413},
       {"shrink", "POST", "/api/v1/volumes/{vol}/resize", R"({"size_gb": 0.5})", 409},
       {"resize same size", "POST", "/api/v1/volumes/{vol}/resize", R"({"size_gb": 1})", 409},
       {"resize bad type", "POST", "/api/v1/volumes/{vol}/resize", R"({"size_gb": true})", 400},

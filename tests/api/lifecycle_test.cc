@@ -210,6 +210,26 @@ void WriteRestartVerify(int sig) {
   EXPECT_EQ(0, server.Stop());
 }
 
+// curl, wrk and most clients send no Connection header; HTTP/1.1 keeps the
+// connection open then, and so must the server (Pistache closes by default).
+TEST(DataTest, KeepAliveWithoutConnectionHeader) {
+  ServerProcess server("keepalive");
+  ASSERT_TRUE(server.Start());
+  HttpClient c("127.0.0.1", server.port());
+  Result<HttpResponse> r = c.RawExchange("GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+  ASSERT_OK(r.status());
+  EXPECT_EQ(200, r->status);
+  std::string conn = r->Header("connection");
+  for (char& ch : conn) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  EXPECT_EQ("keep-alive", conn);
+  r = c.RawExchange("GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  ASSERT_OK(r.status());
+  conn = r->Header("connection");
+  for (char& ch : conn) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  EXPECT_EQ("close", conn);
+  EXPECT_EQ(0, server.Stop());
+}
+
 // A full flash device answers 503 NO_SPACE; what was acknowledged before
 // stays readable and the server stays up.
 TEST(DataTest, FullArrayIs503AndHarmsNothing) {
