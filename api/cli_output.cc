@@ -25,7 +25,8 @@ std::string Scalar(const rapidjson::Value& v, std::string_view key) {
 }
 
 void FlattenInto(const rapidjson::Value& v, const std::string& key, FILE* out) {
-  std::string_view leaf = key.substr(key.find_last_of('.') + 1);
+  // A string, not a view: substr() returns a temporary.
+  std::string leaf = key.substr(key.find_last_of('.') + 1);
   if (v.IsObject() && (leaf == "tags" || v.MemberCount() == 0)) {
     std::string line;
     for (auto m = v.MemberBegin(); m != v.MemberEnd(); ++m) {
