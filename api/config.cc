@@ -218,7 +218,8 @@ Status ReadArray(const Section& top, ArrayConfig* a) {
   Result<Section> s = top.Child("array");
   if (!s.ok()) return s.status();
   PS_RETURN_IF_ERROR(s->OnlyKeys({"data_dir", "flash_capacity_bytes", "pages_per_block",
-                                  "over_provisioning", "dedupe_verify", "compression"}));
+                                  "over_provisioning", "dedupe_verify", "compression",
+                                  "cache_bytes"}));
   PS_RETURN_IF_ERROR(s->PathString("data_dir", &a->data_dir));
   PS_RETURN_IF_ERROR(s->Integer("flash_capacity_bytes", 16 * kMiB, 64 * 1024 * kMiB, kMiB,
                                 &a->flash_capacity_bytes));
@@ -226,6 +227,7 @@ Status ReadArray(const Section& top, ArrayConfig* a) {
   PS_RETURN_IF_ERROR(s->Number("over_provisioning", 0.02, 0.50,
                                "expected a number in [0.02, 0.5]", &a->over_provisioning));
   PS_RETURN_IF_ERROR(s->Bool("dedupe_verify", &a->dedupe_verify));
+  PS_RETURN_IF_ERROR(s->Integer("cache_bytes", 4 * kMiB, 64 * 1024 * kMiB, kMiB, &a->cache_bytes));
   PS_RETURN_IF_ERROR(s->String("compression", false, &a->compression));
   if (a->compression != "lz4") return s->Error("compression", "expected \"lz4\"");
   return Status::Ok();
@@ -365,6 +367,8 @@ void PutArray(Pretty& w, const ArrayConfig& a) {
   w.Key("dedupe_verify");
   w.Bool(a.dedupe_verify);
   PutString(w, "compression", a.compression);
+  w.Key("cache_bytes");
+  w.Uint64(a.cache_bytes);
   w.EndObject();
 }
 

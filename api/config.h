@@ -6,7 +6,7 @@
 //     "version": 1,
 //     "server_port": 8000,
 //     "bind_address": "127.0.0.1",
-//     "server_threads": 0,                       // 0: max(4, 2 * cores)
+//     "server_threads": 0,                       // 0: max(16, 8 * cores)
 //     "max_body_bytes": 8388608,                 // raw data bodies; JSON bodies get 4/3 of it
 //     "log_level": "info",                       // debug | info | warn | error
 //     "rate_limit": {"enabled": true, "requests_per_second": 5000, "burst": 10000},
@@ -17,7 +17,8 @@
 //     },
 //     "array": {"data_dir": "pstorage-data/", "flash_capacity_bytes": 268435456,
 //               "pages_per_block": 256, "over_provisioning": 0.10,
-//               "dedupe_verify": true, "compression": "lz4"},
+//               "dedupe_verify": true, "compression": "lz4",
+//               "cache_bytes": 67108864},
 //     "projects": []
 //   }
 //
@@ -86,6 +87,7 @@ struct ArrayConfig {
   double over_provisioning = 0.10;      // [0.02, 0.50]
   bool dedupe_verify = true;
   std::string compression = "lz4";      // "lz4" (only codec of the inline path)
+  uint64_t cache_bytes = 64ull << 20;   // DRAM block cache; multiple of 1 MiB, 4 MiB - 64 GiB
 };
 
 struct ServerConfig {

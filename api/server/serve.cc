@@ -84,6 +84,7 @@ int RunServe(int argc, char** argv) {
   eo.flash.pages_per_block = cfg.array.pages_per_block;
   eo.flash.over_provisioning = cfg.array.over_provisioning;
   eo.dedupe_verify = cfg.array.dedupe_verify;
+  eo.cache_bytes = cfg.array.cache_bytes;
   Log(LogLevel::kInfo, "opening the array in " + eo.data_dir);
   Result<std::unique_ptr<engine::Engine>> engine = engine::Engine::Open(eo);
   if (!engine.ok()) {

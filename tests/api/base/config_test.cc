@@ -103,6 +103,7 @@ TEST_F(ConfigTest, FirstRunCreatesTheFileWithDefaultsAndOnlyTheKeyHash) {
   EXPECT_DOUBLE_EQ(c.array.over_provisioning, 0.10);
   EXPECT_TRUE(c.array.dedupe_verify);
   EXPECT_EQ(c.array.compression, "lz4");
+  EXPECT_EQ(c.array.cache_bytes, 64ull << 20);
   EXPECT_EQ(c.projects_json, "[]");
 
   EXPECT_EQ(Mode(), 0600u);
@@ -287,6 +288,8 @@ std::vector<BadConfig> BadConfigs() {
       {"nested out of range", "{\n  \"array\": {\n    \"data_dir\": \"d\",\n"
                               "    \"pages_per_block\": 8\n  }\n}",
        4, 0, "array.pages_per_block", "expected an integer in [16, 4096]"},
+      {"cache not whole MiB", "{\n  \"array\": {\n    \"cache_bytes\": 5000000\n  }\n}",
+       3, 0, "array.cache_bytes", "expected an integer"},
       {"typo at top level", "{\n  \"version\": 1,\n  \"sever_port\": 8000\n}", 3, 0, "sever_port",
        "unknown key (allowed: version, server_port, bind_address"},
       {"typo in authentication",
