@@ -21,9 +21,11 @@ bench_bin=$build/bench/flash_bench
 reduction_bin=$build/bench/reduction_bench
 journal_bin=$build/bench/journal_bench
 figures_bin=$build/bench/pstorage-engine-figures
+http_bin=$build/bench/pstorage-http-load
 
 die() { echo "bench-report: $*" >&2; exit 1; }
-for bin in "$waf_bin" "$bench_bin" "$reduction_bin" "$journal_bin" "$figures_bin"; do
+for bin in "$waf_bin" "$bench_bin" "$reduction_bin" "$journal_bin" "$figures_bin" \
+  "$build/api/pstorage" "$http_bin"; do
   [ -x "$bin" ] || die "$bin not found; build first (make build-release)"
 done
 command -v fio >/dev/null || die "fio not found; run scripts/install-deps.sh"
@@ -40,29 +42,34 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "bench-report: 1/6 write amplification (pstorage-waf)" >&2
+echo "bench-report: 1/7 write amplification (pstorage-waf)" >&2
 "$waf_bin" --markdown >"$tmp/waf.md"
 
-echo "bench-report: 2/6 throughput (flash_bench)" >&2
+echo "bench-report: 2/7 throughput (flash_bench)" >&2
 "$bench_bin" --benchmark_min_time=1 --benchmark_out="$tmp/bench.json" \
   --benchmark_out_format=json >&2
 
-echo "bench-report: 3/6 baseline (fio, 15 s)" >&2
+echo "bench-report: 3/7 baseline (fio, 15 s)" >&2
 fio --name=randwrite --ioengine=io_uring --direct=1 --rw=randwrite --bs=4k --iodepth=32 \
   --size=1G --runtime=15 --time_based --filename="$bench_dir/fio.img" \
   --output-format=json >"$tmp/fio.json"
 
-echo "bench-report: 4/6 engine write pipeline (reduction_bench, 3 repetitions)" >&2
+echo "bench-report: 4/7 engine write pipeline (reduction_bench, 3 repetitions)" >&2
 "$reduction_bin" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
   --benchmark_out="$tmp/reduction.json" --benchmark_out_format=json >&2
 
-echo "bench-report: 5/6 journal group commit (journal_bench, 3 repetitions)" >&2
+echo "bench-report: 5/7 journal group commit (journal_bench, 3 repetitions)" >&2
 "$journal_bin" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
   --benchmark_out="$tmp/journal.json" --benchmark_out_format=json >&2
 
-echo "bench-report: 6/6 engine memory, recovery, real data (pstorage-engine-figures)" >&2
+echo "bench-report: 6/7 engine memory, recovery, real data (pstorage-engine-figures)" >&2
 "$figures_bin" --markdown --part memory >"$tmp/memory.md"
 "$figures_bin" --markdown --part reduction >"$tmp/realdata.md"
+
+echo "bench-report: 7/7 HTTP API (scripts/http-bench.sh, about two minutes)" >&2
+http_rc=0
+"$root/scripts/http-bench.sh" "$build" "$tmp/http.md" || http_rc=$?
+[ "$http_rc" -eq 0 ] || [ "$http_rc" -eq 3 ] || die "scripts/http-bench.sh failed (exit $http_rc)"
 
 # flash_bench JSON -> "name items_per_second bytes_per_second label", one per line.
 awk '
@@ -456,6 +463,8 @@ $(cat "$tmp/realdata.md")
   in the DRAM cache is verified by reading its fragment back from flash, one
   synchronous read per block, and 512 MiB of blocks do not fit the 64 MiB
   cache; see "Engine write pipeline" for the same cost on the memory medium.
+
+$(cat "$tmp/http.md")
 EOF
 } >"$out"
 echo "bench-report: wrote $out" >&2

@@ -1,0 +1,118 @@
+// pstorage-http-load: an HTTP load generator for a running `pstorage serve`
+// (see http_load.cc for the usage). This header is internal to the tool: it
+// joins the driver (http_load_driver.cc: request loops, payloads, timing),
+// the baseline server (http_load_baseline.cc) and the main program.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace pstorage::bench {
+
+constexpr uint64_t kBlockBytes = 4096;
+constexpr uint64_t kMiB = 1 << 20;
+
+enum class Kind {
+  kEmpty,      // GET on the baseline server, empty 200
+  kRead,       // GET .../data?offset=N&length=L (raw bytes)
+  kWrite,      // PUT .../data?offset=N, application/octet-stream
+  kReadJson,   // GET .../read?offset=N&length=L, base64 in JSON
+  kWriteJson,  // POST .../write {"offset":N,"data":"<base64>"}
+};
+
+struct Scenario {
+  const char* name;
+  Kind kind;
+  uint64_t size_bytes;  // payload per request; 0 for kEmpty
+};
+
+// Every scenario the tool knows, in the default order: the baseline first,
+// reads before the writes of the same size, and write1m last, because its
+// gigabyte of overwrites can leave a small array collecting garbage for
+// whatever runs next.
+const std::vector<Scenario>& AllScenarios();
+
+// Where the requests go; constant while a scenario runs.
+struct Target {
+  std::string host;
+  int port = 0;
+  std::string api_key;    // sent as X-API-Key when not empty
+  std::string volume_id;  // already URL-encoded
+  // Reads hit [0, region_bytes), which setup filled; writes hit
+  // [region_bytes, volume_bytes), so they never change what reads verify.
+  uint64_t region_bytes = 0;
+  uint64_t volume_bytes = 0;
+  uint64_t data_seed = 0;  // the seed of everything setup wrote
+};
+
+struct RunOptions {
+  int threads = 16;
+  double warmup_seconds = 1;
+  double seconds = 5;
+  bool progress = true;  // the `\r` line on stderr
+};
+
+// What one scenario measured. Requests and latencies count 2xx answers
+// (verified where sampled) completed inside the timed window.
+struct ScenarioResult {
+  std::string name;
+  double seconds = 0;
+  uint64_t requests = 0;
+  uint64_t payload_bytes = 0;  // block data moved (not headers or base64)
+  uint64_t p50_ns = 0, p99_ns = 0, p999_ns = 0, max_ns = 0;
+  // Errors: non-2xx answers by status, transport failures, and answers with
+  // a wrong size or wrong data (mismatches). All count, warm-up included.
+  std::map<int, uint64_t> status_errors;
+  uint64_t transport_errors = 0;
+  uint64_t mismatches = 0;
+  uint64_t verified = 0;           // reads whose data was checked
+  uint64_t connection_closes = 0;  // answers carrying Connection: close
+  uint64_t dedupe_hits = 0;        // writes the server found duplicate (should be 0)
+  std::string first_error;         // one example, for the report
+
+  uint64_t errors() const;
+  double requests_per_second() const { return seconds > 0 ? requests / seconds : 0; }
+  double megabytes_per_second() const { return seconds > 0 ? payload_bytes / seconds / 1e6 : 0; }
+};
+
+// Runs one scenario: `options.threads` threads, each with its own
+// keep-alive connection, for the warm-up and then the timed window.
+ScenarioResult RunScenario(const Scenario& scenario, const Target& target,
+                           const RunOptions& options);
+
+// Fills [0, target.region_bytes) with 1 MiB PUTs of the data reads verify,
+// on `threads` connections. Stops at the first failure.
+Status FillRegion(const Target& target, int threads);
+
+// One HTTP exchange outside the timed loops (setup, teardown): the body of
+// a 2xx answer, else an error naming the status and the server's message.
+Result<std::string> Call(const Target& target, const std::string& method, const std::string& path,
+                         const std::string& json_body);
+
+// The baseline: a minimal in-process Pistache server on 127.0.0.1, port 0,
+// whose handler answers every request 200 with an empty body and sets
+// Connection: keep-alive explicitly. Stops when destroyed.
+class EmptyServer {
+ public:
+  static Result<std::unique_ptr<EmptyServer>> Start(int threads);
+  ~EmptyServer();
+  EmptyServer(const EmptyServer&) = delete;
+  EmptyServer& operator=(const EmptyServer&) = delete;
+  int port() const { return port_; }
+
+ private:
+  struct Impl;
+  explicit EmptyServer(std::unique_ptr<Impl> impl, int port);
+  std::unique_ptr<Impl> impl_;
+  int port_;
+};
+
+// The pistache thread count `pstorage serve` uses by default.
+int DefaultServerThreads();
+
+}  // namespace pstorage::bench
