@@ -251,10 +251,20 @@ Status Engine::Impl::WriteCheckpointFile() {
 }
 
 Status Engine::Impl::Checkpoint() {
+  PS_RETURN_IF_ERROR(CheckNotBroken());
   std::lock_guard cp(checkpoint_mu_);
   std::unique_lock lock(catalog_mu_);
   std::vector<std::unique_lock<std::shared_mutex>> held;
   for (const auto& [handle, v] : volumes_by_handle_) held.emplace_back(v->mu);
+  // Writers release their volume lock before waiting for their records; with
+  // every lock held no record can be submitted, so commit what is queued
+  // before the journal is replaced. If that fails, the applied state is
+  // ahead of the journal: writing it as a checkpoint would make writes
+  // durable that were reported failed.
+  if (Status s = journal_->Drain(); !s.ok() || broken_.load()) {
+    broken_.store(true);
+    return s.ok() ? CheckNotBroken() : s;
+  }
   uint64_t next = journal_generation_ + 1;
   std::string next_path = JournalPath(opts_.data_dir, next);
   JournalOptions jo;

@@ -41,10 +41,15 @@ Scratch& Tls() {
 
 }  // namespace
 
-// Stores one batch of whole blocks for `v` (exclusive lock held), journals
-// it and applies it. `logical_bytes` is what the host wrote in the batch.
+// Stores one batch of whole blocks for `v` (exclusive lock held), submits
+// its journal record and applies it. The record's place in the journal is
+// fixed here, under the volume lock, so records of one volume replay in the
+// order they were applied; durability is waited for after the lock is
+// released (Write), so writers to one volume share group commits.
+// `logical_bytes` is what the host wrote in the batch.
 Status Engine::Impl::WriteBatch(Volume& v, uint64_t first_lba, std::span<const uint8_t* const> blocks,
-                                uint64_t logical_bytes, WriteResult* result) {
+                                uint64_t logical_bytes, WriteResult* result,
+                                std::vector<PendingCommit>* pending) {
   Scratch& t = Tls();
   size_t n = blocks.size();
   std::span<MapEntry> entries(t.entries.data(), n);
@@ -85,14 +90,16 @@ Status Engine::Impl::WriteBatch(Volume& v, uint64_t first_lba, std::span<const u
     w.U8(uint8_t(entries[i].kind));
     w.U64(entries[i].value);
   }
-  Status s = journal_->Append(t.record);
+  PendingCommit p{journal_, std::make_unique<Journal::Ticket>()};
+  Status s = journal_->Submit(t.record, p.ticket.get());
   if (!s.ok()) {
-    // Not durable, not applied: give back the references Put took.
+    // Not queued, not applied: give back the references Put took.
     for (const MapEntry& e : entries) {
       if (e.kind == MapEntry::Kind::kContent) contents_->Unref(uint32_t(e.value));
     }
     return s;
   }
+  pending->push_back(std::move(p));
   return Apply(t.record, /*recovering=*/false);
 }
 
@@ -127,6 +134,38 @@ Status Engine::Impl::MergeBlock(const Volume& v, uint64_t lba, uint32_t from, ui
   return Status::Ok();
 }
 
+// The body of Write, under the volume's exclusive lock.
+Status Engine::Impl::WriteLocked(Volume& v, uint64_t offset, std::span<const uint8_t> data,
+                                 WriteResult* result, std::vector<PendingCommit>* pending) {
+  PS_RETURN_IF_ERROR(CheckRange(offset, data.size(), v.info.size_bytes));
+  Scratch& t = Tls();
+  uint64_t end = offset + data.size();
+  uint64_t lba = offset / kBlockBytes;
+  while (lba * kBlockBytes < end) {
+    uint64_t first_lba = lba;
+    size_t n = 0;
+    uint64_t logical = 0;
+    for (; n < kBatchBlocks && lba * kBlockBytes < end; n++, lba++) {
+      uint64_t block_start = lba * kBlockBytes;
+      uint64_t from = std::max(offset, block_start), to = std::min(end, block_start + kBlockBytes);
+      logical += to - from;
+      if (to - from == kBlockBytes) {
+        t.blocks[n] = data.data() + (from - offset);
+        continue;
+      }
+      // A partial block (only the first and last of the write can be).
+      uint8_t* buf = t.partial.data() + (from == offset ? 0 : kBlockBytes);
+      PS_RETURN_IF_ERROR(MergeBlock(v, lba, uint32_t(from - block_start),
+                                    uint32_t(to - block_start), data.data() + (from - offset), buf));
+      t.blocks[n] = buf;
+    }
+    PS_RETURN_IF_ERROR(
+        WriteBatch(v, first_lba, std::span(t.blocks.data(), n), logical, result, pending));
+  }
+  result->reduction_ratio = Describe(v).reduction_ratio;
+  return Status::Ok();
+}
+
 Result<WriteResult> Engine::Impl::Write(const std::string& volume_id, uint64_t offset,
                                         std::span<const uint8_t> data) {
   std::shared_ptr<Volume> vp;
@@ -135,41 +174,36 @@ Result<WriteResult> Engine::Impl::Write(const std::string& volume_id, uint64_t o
     vp = VolumeById(volume_id);
   }
   if (!vp) return Status::NotFound("Volume " + volume_id + " not found");
+  PS_RETURN_IF_ERROR(CheckNotBroken());
   WriteResult result;
   result.bytes = data.size();
   result.was_deduplicated = !data.empty();
+  std::vector<PendingCommit> pending;
+  Status status;
   {
     std::unique_lock vl(vp->mu);
-    Volume& v = *vp;
-    if (v.deleted) return Status::NotFound("Volume " + volume_id + " not found");
-    PS_RETURN_IF_ERROR(CheckRange(offset, data.size(), v.info.size_bytes));
-    Scratch& t = Tls();
-    uint64_t end = offset + data.size();
-    uint64_t lba = offset / kBlockBytes;
-    while (lba * kBlockBytes < end) {
-      uint64_t first_lba = lba;
-      size_t n = 0;
-      uint64_t logical = 0;
-      for (; n < kBatchBlocks && lba * kBlockBytes < end; n++, lba++) {
-        uint64_t block_start = lba * kBlockBytes;
-        uint64_t from = std::max(offset, block_start), to = std::min(end, block_start + kBlockBytes);
-        logical += to - from;
-        if (to - from == kBlockBytes) {
-          t.blocks[n] = data.data() + (from - offset);
-          continue;
-        }
-        // A partial block (only the first and last of the write can be).
-        uint8_t* buf = t.partial.data() + (from == offset ? 0 : kBlockBytes);
-        PS_RETURN_IF_ERROR(MergeBlock(v, lba, uint32_t(from - block_start),
-                                      uint32_t(to - block_start), data.data() + (from - offset), buf));
-        t.blocks[n] = buf;
-      }
-      PS_RETURN_IF_ERROR(WriteBatch(v, first_lba, std::span(t.blocks.data(), n), logical, &result));
-    }
-    result.reduction_ratio = Describe(v).reduction_ratio;
+    status = vp->deleted ? Status::NotFound("Volume " + volume_id + " not found")
+                         : WriteLocked(*vp, offset, data, &result, &pending);
   }
+  Status durable = WaitDurable(pending);
+  if (!durable.ok()) return durable;
+  if (!status.ok()) return status;
   MaybeCheckpoint();
   return result;
+}
+
+// Waits for every submitted record (no lock held), even after an error.
+Status Engine::Impl::WaitDurable(std::vector<PendingCommit>& pending) {
+  Status durable;
+  for (PendingCommit& p : pending) {
+    Status s = p.journal->Wait(p.ticket.get());
+    if (durable.ok()) durable = s;
+  }
+  // Applied in memory but not durable: the journal now lacks records that
+  // the in-memory state (and later records) build on. Stop making anything
+  // durable; reopening recovers exactly the acknowledged state.
+  if (!durable.ok()) broken_.store(true);
+  return durable;
 }
 
 Status Engine::Impl::ReadRoot(NodeId root, uint64_t size, uint64_t offset,
@@ -229,10 +263,25 @@ Status Engine::Impl::Trim(const std::string& volume_id, uint64_t offset, uint64_
     vp = VolumeById(volume_id);
   }
   if (!vp) return Status::NotFound("Volume " + volume_id + " not found");
+  PS_RETURN_IF_ERROR(CheckNotBroken());
+  std::vector<PendingCommit> pending;
+  Status status;
   {
     std::unique_lock vl(vp->mu);
-    Volume& v = *vp;
-    if (v.deleted) return Status::NotFound("Volume " + volume_id + " not found");
+    status = vp->deleted ? Status::NotFound("Volume " + volume_id + " not found")
+                         : TrimLocked(*vp, offset, length, &pending);
+  }
+  Status durable = WaitDurable(pending);
+  if (!durable.ok()) return durable;
+  if (!status.ok()) return status;
+  MaybeCheckpoint();
+  return Status::Ok();
+}
+
+// The body of Trim, under the volume's exclusive lock.
+Status Engine::Impl::TrimLocked(Volume& v, uint64_t offset, uint64_t length,
+                                std::vector<PendingCommit>* pending) {
+  {
     PS_RETURN_IF_ERROR(CheckRange(offset, length, v.info.size_bytes));
     Scratch& t = Tls();
     uint64_t end = offset + length;
@@ -246,7 +295,7 @@ Status Engine::Impl::Trim(const std::string& volume_id, uint64_t offset, uint64_
                                       uint32_t(to - block_start), nullptr, buf));
         const uint8_t* one[1] = {buf};
         WriteResult ignored;
-        PS_RETURN_IF_ERROR(WriteBatch(v, lba, one, 0, &ignored));
+        PS_RETURN_IF_ERROR(WriteBatch(v, lba, one, 0, &ignored, pending));
         continue;
       }
       if (nodes_->Get(v.root, lba).kind == MapEntry::Kind::kUnmapped) continue;
@@ -258,7 +307,6 @@ Status Engine::Impl::Trim(const std::string& volume_id, uint64_t offset, uint64_
     }
     if (!lbas.empty()) PS_RETURN_IF_ERROR(UnmapBlocks(v, lbas));
   }
-  MaybeCheckpoint();
   return Status::Ok();
 }
 

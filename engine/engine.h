@@ -17,13 +17,21 @@
 //     last one: nothing acknowledged is harmed), kCorruption, kIoError.
 //     Deleting a volume or snapshot that frees 1 MiB or more checkpoints at
 //     once, so its space is usable when the call returns.
+//   * A write is applied in memory before its journal record is durable (a
+//     concurrent read may see it first; it is acknowledged only once
+//     durable). If that record then fails to commit, the write returns
+//     kIoError and the engine refuses every later change and checkpoint
+//     with kIoError until it is reopened, which recovers exactly the
+//     acknowledged state: nothing reported failed becomes durable.
 //
 // Thread safety: every method may be called from any thread. Writes to
 // different volumes and all reads run in parallel; each volume has its own
-// reader/writer lock, so writes to one volume are serialized with each
-// other and with reads of that volume. Catalog changes (create, delete,
-// snapshot, clone) take a catalog lock briefly. There is no engine-wide lock
-// on the data path; the dedupe index is sharded.
+// reader/writer lock. A write holds its volume's lock while it stores,
+// journals (submits) and applies its blocks, and waits for the group commit
+// after releasing it, so concurrent writes to one volume share journal
+// syncs. Catalog changes (create, delete, snapshot, clone) take a catalog
+// lock briefly. There is no engine-wide lock on the data path; the dedupe
+// index is sharded.
 #pragma once
 
 #include <cstdint>

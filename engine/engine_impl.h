@@ -123,8 +123,19 @@ class Engine::Impl {
 
   // data_path.cc helpers
   Status ReadRoot(NodeId root, uint64_t size, uint64_t offset, std::span<uint8_t> out) const;
+  // A write batch submitted to the journal and applied, not yet durable.
+  struct PendingCommit {
+    std::shared_ptr<Journal> journal;  // the journal it went to (checkpoints swap journal_)
+    std::unique_ptr<Journal::Ticket> ticket;
+  };
   Status WriteBatch(Volume& v, uint64_t first_lba, std::span<const uint8_t* const> blocks,
-                    uint64_t logical_bytes, WriteResult* result);
+                    uint64_t logical_bytes, WriteResult* result,
+                    std::vector<PendingCommit>* pending);
+  Status WriteLocked(Volume& v, uint64_t offset, std::span<const uint8_t> data,
+                     WriteResult* result, std::vector<PendingCommit>* pending);
+  Status TrimLocked(Volume& v, uint64_t offset, uint64_t length,
+                    std::vector<PendingCommit>* pending);
+  Status WaitDurable(std::vector<PendingCommit>& pending);
   Status UnmapBlocks(Volume& v, std::span<const uint64_t> lbas);
   Status MergeBlock(const Volume& v, uint64_t lba, uint32_t from, uint32_t to,
                     const uint8_t* src, uint8_t* out) const;
@@ -141,7 +152,17 @@ class Engine::Impl {
   // Journal and checkpoints. checkpoint_mu_ serializes checkpoints; the
   // journal pointer changes only with catalog_mu_ and every volume locked.
   std::mutex checkpoint_mu_;
-  std::unique_ptr<Journal> journal_;
+  std::shared_ptr<Journal> journal_;
+  // Set when a write was applied in memory but its journal record did not
+  // become durable: memory is ahead of the journal and of any checkpoint it
+  // could write, so every later change (and checkpoint) is refused until the
+  // engine is reopened, which recovers the durable, acknowledged state.
+  std::atomic<bool> broken_{false};
+  Status CheckNotBroken() const {
+    if (!broken_.load()) return Status::Ok();
+    return Status::IoError("a journal commit failed after its write was applied; the engine "
+                           "refuses changes until it is reopened");
+  }
   uint64_t journal_generation_ = 0;
 
   mutable std::shared_mutex catalog_mu_;  // guards the maps and next_handle_

@@ -68,11 +68,8 @@ Status AsIoError(const Status& s) {
 }  // namespace
 
 struct Journal::Impl {
-  // One Append waiting for its group; lives on the appender's stack.
-  struct Waiter {
-    Status status;
-    bool done = false;
-  };
+  // One record waiting for its group; owned by the appender.
+  using Waiter = Journal::Ticket;
   // Encoded records (seq and checksum still zero) and who waits for them.
   struct Group {
     std::vector<uint8_t> bytes;
@@ -88,6 +85,7 @@ struct Journal::Impl {
       : path(std::move(p)), options(std::move(o)), file(std::move(f)) {}
 
   void Enqueue(std::span<const uint8_t> payload, Waiter* w);
+  void LeadGroup(std::unique_lock<std::mutex>& lock);
   Status WriteGroup();
   Status Scan(const std::function<Status(std::span<const uint8_t>)>* fn);
   Status Fail(const Status& s);
@@ -111,6 +109,7 @@ struct Journal::Impl {
   uint64_t size_bytes = 0;  // end of the last good record
   uint64_t records = 0;
   uint64_t syncs = 0;
+  uint64_t failed_groups = 0;  // groups whose commit failed, sticky or not
 };
 
 // Requires mu.
@@ -199,46 +198,84 @@ Journal::Journal(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Journal::~Journal() = default;
 
 Status Journal::Append(std::span<const uint8_t> payload) {
+  Ticket self;
+  PS_RETURN_IF_ERROR(Submit(payload, &self));
+  return Wait(&self);
+}
+
+Status Journal::Submit(std::span<const uint8_t> payload, Ticket* ticket) {
   if (payload.size() > fmt::kMaxPayloadBytes) {
     return Status::InvalidArgument(impl_->path + ": journal record of " +
                                    std::to_string(payload.size()) + " bytes is over 64 MiB");
   }
   Impl& d = *impl_;
-  Impl::Waiter self;
-  std::unique_lock lock(d.mu);
+  std::lock_guard lock(d.mu);
   if (!d.failed.ok()) return d.failed;
-  d.Enqueue(payload, &self);
-  while (!self.done && d.committing) d.cv.wait(lock);
-  if (self.done) return self.status;
+  d.Enqueue(payload, ticket);
+  return Status::Ok();
+}
 
-  // Leader: the queue holds this record and all that arrived before it.
-  d.committing = true;
-  std::swap(d.queue, d.batch);
-  const size_t group_bytes = d.batch.bytes.size();
-  Status s = d.failed;  // a previous group may have failed since we enqueued
+Status Journal::Wait(Ticket* ticket) {
+  Impl& d = *impl_;
+  std::unique_lock lock(d.mu);
+  while (!ticket->done) {
+    if (d.committing) {
+      d.cv.wait(lock);
+    } else {
+      d.LeadGroup(lock);  // the queue holds this ticket's record
+    }
+  }
+  return ticket->status;
+}
+
+Status Journal::Drain() {
+  Impl& d = *impl_;
+  std::unique_lock lock(d.mu);
+  const uint64_t failed_before = d.failed_groups;
+  while (d.committing || !d.queue.waiters.empty()) {
+    if (d.committing) {
+      d.cv.wait(lock);
+    } else {
+      d.LeadGroup(lock);
+    }
+  }
+  if (!d.failed.ok()) return d.failed;
+  if (d.failed_groups != failed_before) {
+    return Status::IoError(d.path + ": a group of records failed to commit");
+  }
+  return Status::Ok();
+}
+
+// Requires mu held (through `lock`), no leader, a non-empty queue: commits
+// the queue as one group (dropping mu for the I/O) and completes its tickets.
+void Journal::Impl::LeadGroup(std::unique_lock<std::mutex>& lock) {
+  committing = true;
+  std::swap(queue, batch);
+  const size_t group_bytes = batch.bytes.size();
+  Status s = failed;  // a previous group may have failed since the records were queued
   bool io_failed = false;
   lock.unlock();
-  if (s.ok() && d.options.before_sync) s = d.options.before_sync();
+  if (s.ok() && options.before_sync) s = options.before_sync();
   if (s.ok()) {
-    s = d.WriteGroup();
+    s = WriteGroup();
     io_failed = !s.ok();
   }
   lock.lock();
   if (s.ok()) {
-    d.size_bytes += group_bytes;
-    d.records += d.batch.waiters.size();
-    d.syncs++;
-  } else if (io_failed) {
-    d.failed = s;
+    size_bytes += group_bytes;
+    records += batch.waiters.size();
+    syncs++;
+  } else {
+    failed_groups++;
+    if (io_failed) failed = s;
   }
-  for (Impl::Waiter* w : d.batch.waiters) {
+  for (Waiter* w : batch.waiters) {
     w->status = s;
     w->done = true;
   }
-  d.batch.Clear();
-  d.committing = false;
-  d.cv.notify_all();
-  return self.status;
+  batch.Clear();
+  committing = false;
+  cv.notify_all();
 }
 
 Status Journal::Replay(const std::function<Status(std::span<const uint8_t>)>& fn) {

@@ -70,6 +70,22 @@ class Journal {
   // the order their Append calls were grouped and written.
   Status Append(std::span<const uint8_t> payload);
 
+  // Append in two steps, so a caller can fix a record's place in the
+  // journal under its own lock and wait for durability after releasing it.
+  // Submit copies the payload into the forming group (its order is final);
+  // Wait returns when that group is durable, leading the commit if no one
+  // else is. Every submitted ticket must be waited for, on this journal,
+  // before the journal is destroyed. Records commit in submission order.
+  struct Ticket {
+    Status status;
+    bool done = false;
+  };
+  Status Submit(std::span<const uint8_t> payload, Ticket* ticket);
+  Status Wait(Ticket* ticket);
+  // Commits every submitted record (callers must keep new Submits out).
+  // Fails if the journal has failed or any group completing meanwhile did.
+  Status Drain();
+
   // Calls fn(payload) for each good record, then truncates a torn tail.
   Status Replay(const std::function<Status(std::span<const uint8_t>)>& fn);
 

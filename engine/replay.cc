@@ -21,6 +21,7 @@ std::vector<uint8_t> Engine::Impl::EncodeCreateVolume(uint64_t handle, const Vol
 // The caller holds the locks the record's objects need (catalog and/or
 // volume). Durable first, then visible.
 Status Engine::Impl::Commit(const std::vector<uint8_t>& record) {
+  PS_RETURN_IF_ERROR(CheckNotBroken());
   PS_RETURN_IF_ERROR(journal_->Append(record));
   return Apply(record, /*recovering=*/false);
 }

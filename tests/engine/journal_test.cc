@@ -338,6 +338,54 @@ TEST_P(JournalTest, BeforeSyncRunsBeforeEveryGroupIsWritten) {
   EXPECT_EQ(j->records_appended(), 200u);
 }
 
+// Submit fixes a record's place; Wait (or Drain) makes it durable. Records
+// submitted together commit as one group, in submission order.
+TEST_P(JournalTest, SubmitThenWaitCommitsInSubmissionOrder) {
+  auto j = Open();
+  std::vector<Bytes> written;
+  std::vector<Journal::Ticket> tickets(5);
+  for (int i = 0; i < 5; i++) {
+    written.push_back(Payload(i, 10 + i));
+    ASSERT_TRUE(IsOk(j->Submit(written.back(), &tickets[i])));
+  }
+  EXPECT_FALSE(tickets[0].done);
+  EXPECT_EQ(0u, j->records_appended());
+  // Waiting for the last one commits all five in one group.
+  ASSERT_TRUE(IsOk(j->Wait(&tickets[4])));
+  for (Journal::Ticket& t : tickets) {
+    EXPECT_TRUE(t.done);
+    EXPECT_TRUE(IsOk(j->Wait(&t)));
+  }
+  EXPECT_EQ(5u, j->records_appended());
+  EXPECT_EQ(1u, j->syncs());
+  // Drain commits what is queued without a ticket of its own.
+  Journal::Ticket last;
+  written.push_back(Payload(5, 3));
+  ASSERT_TRUE(IsOk(j->Submit(written.back(), &last)));
+  ASSERT_TRUE(IsOk(j->Drain()));
+  EXPECT_TRUE(last.done);
+  EXPECT_TRUE(IsOk(j->Drain()));  // nothing queued: returns at once
+  j.reset();
+  EXPECT_EQ(ReplayAll(*Open()), written);
+}
+
+// A group that fails while Drain runs makes Drain fail, even when the
+// failure is not sticky (a failed before_sync hook).
+TEST_P(JournalTest, DrainReportsAGroupThatFailed) {
+  bool fail = true;
+  JournalOptions options;
+  options.before_sync = [&] { return fail ? Status::NoSpace("flash full") : Status::Ok(); };
+  auto j = Open(options);
+  Journal::Ticket t;
+  ASSERT_TRUE(IsOk(j->Submit(Payload(1, 5), &t)));
+  EXPECT_FALSE(IsOk(j->Drain()));
+  EXPECT_TRUE(t.done);
+  EXPECT_EQ(Code::kNoSpace, t.status.code());
+  fail = false;
+  ASSERT_TRUE(IsOk(j->Submit(Payload(2, 5), &t)));
+  EXPECT_TRUE(IsOk(j->Drain()));
+}
+
 TEST_P(JournalTest, BeforeSyncFailureFailsTheGroupAndWritesNothing) {
   std::atomic<bool> fail{true};
   JournalOptions options;
