@@ -86,6 +86,18 @@ RouteMatch Router::Match(std::string_view method, std::string_view path) const {
   return m;
 }
 
+Reply NoRouteReply(const RouteMatch& m, const Request& req) {
+  if (!m.allow.empty()) {
+    Reply r = ErrorReply(405, "METHOD_NOT_ALLOWED",
+                         req.method + " is not allowed on " + req.path + "; allowed: " + m.allow,
+                         req.request_id);
+    r.headers.emplace_back("Allow", m.allow);
+    return r;
+  }
+  return ErrorReply(404, "NOT_FOUND", "no such endpoint: " + req.method + " " + req.path,
+                    req.request_id);
+}
+
 std::vector<Route> AllRoutes() {
   std::vector<Route> routes;
   AddSystemRoutes(&routes);

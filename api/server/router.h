@@ -39,6 +39,10 @@ class Router {
   std::vector<std::vector<std::string>> segments_;  // per route
 };
 
+// The reply for a request that matched no route: 405 with `Allow` when the
+// path exists under other methods, else 404.
+Reply NoRouteReply(const RouteMatch& m, const Request& req);
+
 // Every route the server serves (defined by the routes_*.cc files).
 std::vector<Route> AllRoutes();
 void AddVolumeRoutes(std::vector<Route>* routes);

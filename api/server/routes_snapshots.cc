@@ -14,27 +14,6 @@ Reply SnapshotReply(int status, const engine::SnapshotInfo& snap) {
   return JsonReply(status, sb);
 }
 
-Reply SnapshotList(const Request& req, std::vector<engine::SnapshotInfo> snaps) {
-  Result<PageSpec> page = Paginate(req, &snaps);
-  if (!page.ok()) return Error(req, page.status());
-  rapidjson::StringBuffer sb;
-  JsonWriter w(sb);
-  w.StartObject();
-  Key(w, "snapshots");
-  w.StartArray();
-  for (size_t i = page->begin; i < page->end; i++) WriteSnapshot(w, snaps[i]);
-  w.EndArray();
-  KV(w, "total", static_cast<uint64_t>(snaps.size()));
-  Key(w, "next_cursor");
-  if (page->next_cursor.empty()) {
-    w.Null();
-  } else {
-    Str(w, page->next_cursor);
-  }
-  w.EndObject();
-  return JsonReply(200, sb);
-}
-
 // The snapshot named by the path, which must belong to the path's volume.
 Result<engine::SnapshotInfo> PathSnapshot(Services& s, const Request& req) {
   const std::string& vol = req.params.at("volume_id");
@@ -68,11 +47,11 @@ Reply ListVolumeSnapshots(Services& s, const Request& req) {
   Result<std::vector<engine::SnapshotInfo>> snaps =
       s.engine.ListSnapshots(req.params.at("volume_id"));
   if (!snaps.ok()) return Error(req, snaps.status());
-  return SnapshotList(req, std::move(*snaps));
+  return PagedList(req, std::move(*snaps), "snapshots", &WriteSnapshot);
 }
 
 Reply ListAllSnapshots(Services& s, const Request& req) {
-  return SnapshotList(req, s.engine.ListAllSnapshots());
+  return PagedList(req, s.engine.ListAllSnapshots(), "snapshots", &WriteSnapshot);
 }
 
 Reply GetSnapshot(Services& s, const Request& req) {

@@ -36,25 +36,7 @@ Reply CreateVolume(Services& s, const Request& req) {
 }
 
 Reply ListVolumes(Services& s, const Request& req) {
-  std::vector<engine::VolumeInfo> vols = s.engine.ListVolumes();
-  Result<PageSpec> page = Paginate(req, &vols);
-  if (!page.ok()) return Error(req, page.status());
-  rapidjson::StringBuffer sb;
-  JsonWriter w(sb);
-  w.StartObject();
-  Key(w, "volumes");
-  w.StartArray();
-  for (size_t i = page->begin; i < page->end; i++) WriteVolume(w, vols[i]);
-  w.EndArray();
-  KV(w, "total", static_cast<uint64_t>(vols.size()));
-  Key(w, "next_cursor");
-  if (page->next_cursor.empty()) {
-    w.Null();
-  } else {
-    Str(w, page->next_cursor);
-  }
-  w.EndObject();
-  return JsonReply(200, sb);
+  return PagedList(req, s.engine.ListVolumes(), "volumes", &WriteVolume);
 }
 
 Reply GetVolume(Services& s, const Request& req) {

@@ -185,17 +185,7 @@ Reply HttpServer::Impl::Dispatch(Request& req, const Http::Request& raw, std::st
     return r;
   }
   *route_index = m.index;
-  if (m.index < 0) {
-    if (!m.allow.empty()) {
-      Reply r = ErrorReply(405, "METHOD_NOT_ALLOWED",
-                           req.method + " is not allowed on " + req.path + "; allowed: " + m.allow,
-                           req.request_id);
-      r.headers.emplace_back("Allow", m.allow);
-      return r;
-    }
-    return ErrorReply(404, "NOT_FOUND", "no such endpoint: " + req.method + " " + req.path,
-                      req.request_id);
-  }
+  if (m.index < 0) return NoRouteReply(m, req);
   const Route& route = router_.routes()[static_cast<size_t>(m.index)];
   std::string presented = PresentedKey(raw);
   if (route.needs_auth && config_.auth.enabled) {

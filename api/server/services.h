@@ -68,4 +68,28 @@ struct PageSpec {
 template <typename T>
 Result<PageSpec> Paginate(const Request& req, std::vector<T>* items);
 
+// {"<key>": [page of items], "total": N, "next_cursor": "..." | null}
+template <typename T>
+Reply PagedList(const Request& req, std::vector<T> items, std::string_view key,
+                void (*write_item)(JsonWriter&, const T&)) {
+  Result<PageSpec> page = Paginate(req, &items);
+  if (!page.ok()) return Error(req, page.status());
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  w.StartObject();
+  Key(w, key);
+  w.StartArray();
+  for (size_t i = page->begin; i < page->end; i++) write_item(w, items[i]);
+  w.EndArray();
+  KV(w, "total", static_cast<uint64_t>(items.size()));
+  Key(w, "next_cursor");
+  if (page->next_cursor.empty()) {
+    w.Null();
+  } else {
+    Str(w, page->next_cursor);
+  }
+  w.EndObject();
+  return JsonReply(200, sb);
+}
+
 }  // namespace pstorage::api
