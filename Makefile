@@ -34,5 +34,19 @@ test: build
 bench: build-release
 	bash scripts/bench-report.sh $(BUILD)/release
 
+# libFuzzer on the REST handlers (clang-14, libclang-rt-14-dev): FUZZ_SECONDS
+# of fuzzing on a copy of fuzz/corpus/api; crashes land in
+# $(BUILD)/fuzz/artifacts/. See fuzz/api_fuzz.cc for the input encoding.
+FUZZ_SECONDS ?= 300
+fuzz: deps
+	CC=clang-14 CXX=clang++-14 cmake -S . -B $(BUILD)/fuzz -DPSTORAGE_FUZZ=ON \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build $(BUILD)/fuzz -j $(JOBS) --target pstorage-api-fuzz
+	rm -rf $(BUILD)/fuzz/corpus && mkdir -p $(BUILD)/fuzz/corpus $(BUILD)/fuzz/artifacts
+	cp fuzz/corpus/api/* $(BUILD)/fuzz/corpus/
+	$(BUILD)/fuzz/fuzz/pstorage-api-fuzz $(BUILD)/fuzz/corpus \
+	  -artifact_prefix=$(BUILD)/fuzz/artifacts/ -max_total_time=$(FUZZ_SECONDS) \
+	  -max_len=65536 -rss_limit_mb=4096 -timeout=25 -dict=fuzz/api.dict -print_final_stats=1
+
 clean:
 	rm -rf $(BUILD)

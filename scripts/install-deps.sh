@@ -10,6 +10,7 @@ packages=(
   libxxhash-dev liblz4-dev libzstd-dev liburing-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   fio
+  clang-14 libclang-rt-14-dev
 )
 
 missing=()

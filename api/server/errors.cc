@@ -59,6 +59,44 @@ std::string_view ErrorCodeFor(Code code) {
   return "INTERNAL";
 }
 
+namespace {
+
+// Length of the valid UTF-8 sequence at s[i], 0 if there is none.
+size_t Utf8SequenceLength(std::string_view s, size_t i) {
+  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = b(i);
+  if (c < 0x80) return 1;
+  size_t n = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c < 0xe0 ? 2 : 0;
+  if (n == 0 || i + n > s.size()) return 0;
+  for (size_t k = 1; k < n; k++) {
+    if ((b(i + k) & 0xc0) != 0x80) return 0;
+  }
+  // Overlong forms, surrogates and code points past U+10FFFF.
+  if (n == 3 && ((c == 0xe0 && b(i + 1) < 0xa0) || (c == 0xed && b(i + 1) >= 0xa0))) return 0;
+  if (n == 4 && ((c == 0xf0 && b(i + 1) < 0x90) || (c == 0xf4 && b(i + 1) >= 0x90))) return 0;
+  return n;
+}
+
+}  // namespace
+
+// Error details quote request bytes (ids from the path, header values):
+// anything that is not UTF-8 becomes U+FFFD, so the body stays valid JSON.
+std::string ValidUtf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    size_t n = Utf8SequenceLength(s, i);
+    if (n == 0) {
+      out += "\xEF\xBF\xBD";
+      i++;
+    } else {
+      out.append(s.substr(i, n));
+      i += n;
+    }
+  }
+  return out;
+}
+
 Reply ErrorReply(int http_status, std::string_view code, std::string_view detail,
                  std::string_view request_id) {
   rapidjson::StringBuffer sb;
@@ -66,7 +104,7 @@ Reply ErrorReply(int http_status, std::string_view code, std::string_view detail
   w.StartObject();
   KV(w, "error", ReasonPhrase(http_status));
   KV(w, "code", code);
-  KV(w, "detail", detail);
+  KV(w, "detail", ValidUtf8(detail));
   KV(w, "request_id", request_id);
   KV(w, "timestamp", IsoTime(NowMs()));
   w.EndObject();

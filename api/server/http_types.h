@@ -44,6 +44,9 @@ int HttpStatusFor(Code code);
 std::string_view ErrorCodeFor(Code code);
 Reply StatusReply(const Status& status, std::string_view request_id);
 
+// `s` with every byte that is not part of valid UTF-8 replaced by U+FFFD.
+std::string ValidUtf8(std::string_view s);
+
 // Reason phrase of an HTTP status ("Not Found").
 std::string_view ReasonPhrase(int http_status);
 

@@ -115,7 +115,7 @@ Result<PageSpec> Paginate(const Request& req, std::vector<T>* items) {
     const std::string& c = cursor->second;
     size_t us = c.find('_');
     int64_t ms = -1;
-    if (us != std::string::npos && us > 0 && us <= 19) {
+    if (us != std::string::npos && us > 0 && us <= 18) {  // fits int64_t
       ms = 0;
       for (size_t i = 0; i < us; i++) {
         if (c[i] < '0' || c[i] > '9') ms = -1;
