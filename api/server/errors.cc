@@ -66,7 +66,10 @@ size_t Utf8SequenceLength(std::string_view s, size_t i) {
   const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
   const unsigned char c = b(i);
   if (c < 0x80) return 1;
-  size_t n = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c < 0xe0 ? 2 : 0;
+  size_t n = 0;
+  if (c >= 0xc2 && c <= 0xdf) n = 2;
+  if (c >= 0xe0 && c <= 0xef) n = 3;
+  if (c >= 0xf0 && c <= 0xf4) n = 4;  // 0xc0, 0xc1 and 0xf5-0xff never start one
   if (n == 0 || i + n > s.size()) return 0;
   for (size_t k = 1; k < n; k++) {
     if ((b(i + k) & 0xc0) != 0x80) return 0;

@@ -136,10 +136,15 @@ TEST(ErrorTableTest, CodesMapToStatuses) {
 TEST(ErrorTableTest, DetailsAreValidUtf8) {
   EXPECT_EQ("Volume \xEF\xBF\xBD not found", ValidUtf8("Volume \xff not found"));
   EXPECT_EQ("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80", ValidUtf8("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"));
-  EXPECT_EQ("\xEF\xBF\xBD\xEF\xBF\xBD", ValidUtf8("\xC0\xAF"));          // overlong '/'
+  EXPECT_EQ("\xEF\xBF\xBD\xEF\xBF\xBD", ValidUtf8("\xC0\xAF"));  // overlong '/'
   EXPECT_EQ("\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD", ValidUtf8("\xED\xA0\x80"));  // surrogate
   EXPECT_EQ("a\xEF\xBF\xBD\xEF\xBF\xBD", ValidUtf8("a\xE2\x82"));  // truncated: per byte
-  Reply r = ErrorReply(404, "NOT_FOUND", "Volume \xff not found", "rid");
+  for (int lead = 0xf5; lead <= 0xff; lead++) {  // never a lead byte, whatever follows
+    std::string in = {static_cast<char>(lead), '\x96', '\x96', '\x96'};
+    EXPECT_EQ(std::string("\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"),
+              ValidUtf8(in)) << lead;
+  }
+  Reply r = ErrorReply(404, "NOT_FOUND", "Volume \xff\x96\x96 not found", "rid");
   rapidjson::Document d;
   d.Parse<rapidjson::kParseValidateEncodingFlag>(r.body.c_str());
   EXPECT_FALSE(d.HasParseError()) << r.body;
