@@ -208,6 +208,9 @@ class Engine {
   Result<uint64_t> DeepReduce();
   // Writes a checkpoint and empties the journal.
   Status Checkpoint();
+  // OK, or the kIoError that makes the engine refuse changes until it is
+  // reopened (a journal commit failed after its write was applied).
+  Status Health() const;
 
   class Impl;
 

@@ -11,17 +11,19 @@ namespace {
 
 Reply Health(Services& s, const Request&) {
   bool stopping = s.shutting_down.load();
+  Status engine = s.engine.Health();
   rapidjson::StringBuffer sb;
   JsonWriter w(sb);
   w.StartObject();
-  KV(w, "status", stopping ? "shutting_down" : "healthy");
+  KV(w, "status", stopping ? "shutting_down" : engine.ok() ? "healthy" : "degraded");
+  if (!engine.ok()) KV(w, "detail", engine.message() + " (restart the server)");
   KV(w, "reduction_ratio", s.engine.Reduction().data_reduction_ratio);
   KV(w, "cluster_enabled", false);
   KV(w, "version", kVersion);
   KV(w, "timestamp", IsoTime(NowMs()));
   KV(w, "uptime_seconds", static_cast<uint64_t>((NowMs() - s.started_ms) / 1000));
   w.EndObject();
-  return JsonReply(stopping ? 503 : 200, sb);
+  return JsonReply(stopping || !engine.ok() ? 503 : 200, sb);
 }
 
 Reply Arrays(Services& s, const Request&) {

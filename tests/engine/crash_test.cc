@@ -274,6 +274,7 @@ TEST(PowerLossTest, FailedCommitThenPowerLossKeepsAcknowledgedState) {
         EXPECT_EQ(Code::kIoError, base->Write(vol, 0, data).status().code());
         EXPECT_EQ(Code::kIoError, base->Trim(vol, 0, kBlock).code());
         EXPECT_EQ(Code::kIoError, base->Checkpoint().code());
+        EXPECT_EQ(Code::kIoError, base->Health().code());
         EXPECT_EQ(Code::kIoError, base->CreateVolume({"w" + std::to_string(cycle), kBlock}).status().code());
         break;
       }
@@ -287,6 +288,7 @@ TEST(PowerLossTest, FailedCommitThenPowerLossKeepsAcknowledgedState) {
     faulty.PowerLoss();
     base.env().DropUnsynced();
     ASSERT_OK(base.Open());
+    EXPECT_OK(base->Health());
     std::vector<uint8_t> got = ReadAll(base.get(), vol, 0, 256 * kBlock);
     for (uint64_t b = 0; b < 256; b++) {
       ASSERT_TRUE(std::equal(got.begin() + b * kBlock, got.begin() + (b + 1) * kBlock,
