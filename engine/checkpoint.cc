@@ -377,7 +377,7 @@ flash::FlashMetrics Engine::FlashMetrics() const { return impl_->flash()->Metric
 Result<FsckReport> Engine::Fsck() const { return impl_->Fsck(); }
 Result<uint64_t> Engine::DeepReduce() { return impl_->DeepReduce(); }
 Status Engine::Checkpoint() { return impl_->Checkpoint(); }
-Status Engine::Health() const { return impl_->CheckNotBroken(); }
+Status Engine::Health() const { return impl_->Health(); }
 
 Result<FsckReport> FsckDataDir(const std::string& data_dir) {
   if (!std::filesystem::exists(data_dir + "/checkpoint")) {

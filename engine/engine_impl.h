@@ -57,6 +57,7 @@ class Engine::Impl {
   Status Open();
   Status Checkpoint();
   void MaybeCheckpoint();
+  Status Health() const { return CheckNotBroken(); }
   // Flash pages freed since the last checkpoint: unusable until the next.
   uint64_t PagesFreedPending() const { return contents_->Stats().pages_freed_pending; }
   std::vector<uint8_t> SerializeState(uint64_t generation) const;
