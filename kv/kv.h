@@ -1,0 +1,182 @@
+// The key-value store of ONE project namespace: JSON values with versions,
+// times, TTL and tags; conditional writes, prefix listing, batches,
+// transactions and watch callbacks.
+//
+// Contract in brief:
+//   * A value is the text of exactly one JSON value (nesting depth <= 32).
+//     Put stores it re-serialized compactly (whitespace dropped, member
+//     order kept); Get returns that form.
+//   * Every key has a version: 1 on creation, +1 per write. created_at_ms
+//     survives updates; updated_at_ms is the time of the last write;
+//     expires_at_ms is 0 for "never". Times come from KvOptions::now_ms.
+//   * Put replaces the whole entry: value, TTL and tags (absent TTL = never
+//     expires, absent tags = none).
+//   * An expired key is never returned (Get says kNotFound, List skips it)
+//     and counts as absent for conditions. ExpireNow() removes expired keys
+//     for good; a write onto an expired key first records its expiry.
+//   * Every successful write is durable (appended to the log and
+//     fdatasync'ed) before the call returns, when options.on_disk. A
+//     transaction or batch is one log record: after a crash, all of it or
+//     none of it is there. Open() recovers exactly the acknowledged writes.
+//   * If a log append fails the call returns kIoError, nothing is applied,
+//     and every later write returns kIoError until the store is reopened.
+//   * Errors: kInvalidArgument (bad key, value, tags, TTL, project id,
+//     limit), kNotFound (missing or expired key), kFailedPrecondition (an
+//     if_version that does not match), kIoError, kCorruption (a damaged log
+//     record that is not the log's tail, or an unreadable snapshot).
+//
+// Thread safety: every method may be called from any thread. One mutex
+// guards the map and the log; writes hold it across append + sync.
+// Watch callbacks run on the writing thread after the change is durable,
+// in commit order, without the store mutex (they may call Get/List, but
+// must not write to the store nor call Unwatch; they must be cheap).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace pstorage::kv {
+
+// Fixed limits on tags (names and values are UTF-8 without control bytes).
+inline constexpr size_t kMaxTags = 64;
+inline constexpr size_t kMaxTagBytes = 256;  // per tag name and per tag value
+inline constexpr int kMaxJsonDepth = 32;
+inline constexpr size_t kMaxListLimit = 1000;
+inline constexpr int64_t kMaxTtlSeconds = 1'000'000'000;  // about 31 years
+
+struct KvOptions {
+  std::string dir;         // where {project_id}.log/.json/.meta.json live (on_disk only)
+  std::string project_id;  // [A-Za-z0-9_-]{1,64}: it becomes a file name
+  bool on_disk = true;     // false: memory only, no files at all
+  size_t max_key_bytes = 1024;       // keys: 1..max bytes of UTF-8, no control bytes
+  size_t max_value_bytes = 1 << 20;  // the JSON text as given to Put
+  uint64_t compact_log_bytes = 4 << 20;  // snapshot + truncate the log past this
+  std::function<int64_t()> now_ms;       // for tests; empty = system clock (Unix ms)
+};
+
+struct Entry {
+  std::string key;
+  std::string value;  // compact JSON text
+  uint64_t version = 0;
+  int64_t created_at_ms = 0;
+  int64_t updated_at_ms = 0;
+  int64_t expires_at_ms = 0;  // 0 = never
+  std::map<std::string, std::string> tags;
+};
+
+struct PutOptions {
+  std::optional<uint64_t> if_version;   // must equal the current version; 0 = must not exist
+  std::optional<int64_t> ttl_seconds;   // 1..kMaxTtlSeconds; absent = never expires
+  std::map<std::string, std::string> tags;
+};
+
+struct ListPage {
+  std::vector<Entry> entries;  // sorted by key
+  bool has_more = false;       // more keys with the prefix after the last entry
+};
+
+// Transactions: every condition is checked, then every op applied in order,
+// all under the store lock and as one log record.
+struct Condition {
+  enum class Kind { kExists, kNotExists, kVersionEquals, kValueEquals };
+  Kind kind = Kind::kExists;
+  std::string key;
+  uint64_t version = 0;    // kVersionEquals
+  std::string value_json;  // kValueEquals: compared after compact re-serialization
+};
+struct TxnOp {
+  enum class Kind { kPut, kDelete };
+  Kind kind = Kind::kPut;
+  std::string key;
+  std::string value_json;  // kPut
+  PutOptions options;      // kPut; for kDelete only if_version is used
+};
+struct Txn {
+  std::vector<Condition> conditions;
+  std::vector<TxnOp> ops;
+};
+struct TxnResult {
+  bool succeeded = false;      // false: a condition failed and nothing changed
+  size_t failed_condition = 0; // index of the first failing condition
+  std::vector<Entry> entries;  // per op when succeeded: the new entry (put) or the removed one
+};
+
+struct BatchPut {
+  std::string key;
+  std::string value_json;
+  PutOptions options;
+};
+
+struct Event {
+  enum class Type { kPut, kDelete, kExpire };
+  Type type = Type::kPut;
+  std::string key;
+  std::string value;     // the new value for kPut; empty otherwise
+  uint64_t version = 0;  // the new version (kPut) or the version removed
+};
+
+struct Stats {
+  uint64_t keys = 0;         // stored keys, including expired ones not yet removed
+  uint64_t value_bytes = 0;  // sum of the stored value sizes
+  uint64_t writes = 0;       // committed write records since Open
+  uint64_t expirations = 0;  // keys removed by expiry since Open
+};
+
+class KvStore {
+ public:
+  // Validates options; when on_disk, creates dir if needed, loads the
+  // snapshot, replays the log and truncates a torn tail.
+  static Result<std::unique_ptr<KvStore>> Open(const KvOptions& options);
+  ~KvStore();
+  KvStore(const KvStore&) = delete;
+  KvStore& operator=(const KvStore&) = delete;
+
+  Result<Entry> Put(const std::string& key, const std::string& value_json,
+                    const PutOptions& options = {});
+  Result<Entry> Get(const std::string& key) const;
+  Status Delete(const std::string& key, std::optional<uint64_t> if_version = std::nullopt);
+  // Removes every key (one record; a delete event per live key).
+  Status DeleteAll();
+
+  // Up to `limit` (1..kMaxListLimit) live entries whose key starts with
+  // prefix and sorts after cursor ("" = from the start). Pass the last key
+  // returned as the next cursor; concurrent changes never repeat or skip a
+  // key that stays present.
+  Result<ListPage> List(const std::string& prefix, const std::string& cursor,
+                        size_t limit) const;
+
+  Result<TxnResult> Transact(const Txn& txn);
+
+  // All or nothing, one record; entries in input order.
+  Result<std::vector<Entry>> PutBatch(const std::vector<BatchPut>& puts);
+  // One result per key (kNotFound for missing or expired keys).
+  std::vector<Result<Entry>> GetBatch(const std::vector<std::string>& keys) const;
+  // Deletes the keys that exist (one record); returns how many did.
+  Result<size_t> DeleteBatch(const std::vector<std::string>& keys);
+
+  // Registers a callback for changes to keys starting with prefix; returns
+  // its id (never 0). After Unwatch returns the callback is not running
+  // and is never called again.
+  uint64_t Watch(const std::string& prefix, std::function<void(const Event&)> callback);
+  void Unwatch(uint64_t id);
+
+  // Removes expired keys (one record, an expire event each); returns how many.
+  Result<size_t> ExpireNow();
+  // Writes the snapshot and truncates the log now (no-op when !on_disk).
+  Status Compact();
+  Stats GetStats() const;
+
+ private:
+  struct Impl;
+  explicit KvStore(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pstorage::kv
