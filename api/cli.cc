@@ -167,6 +167,8 @@ std::string EnvOr(const char* name, const char* fallback) {
   return v != nullptr && *v != '\0' ? v : fallback;
 }
 
+}  // namespace
+
 // The server's one-line reason for a failed request.
 std::string ErrorDetail(const HttpResponse& r) {
   rapidjson::Document doc;
@@ -183,8 +185,6 @@ std::string ErrorDetail(const HttpResponse& r) {
   }
   return text.empty() ? "(no details)" : text;
 }
-
-}  // namespace
 
 std::optional<std::string> Args::Get(const std::string& name) const {
   auto range = options.equal_range(name);
@@ -209,7 +209,7 @@ std::string Session::Api(std::string_view path) const {
 }
 
 Reply Session::Call(std::string_view method, const std::string& target, std::string_view body,
-                    std::string_view content_type, bool quiet_not_found) {
+                    std::string_view content_type, int quiet_status) {
   HttpHeaders headers;
   if (!api_key_.empty()) headers.emplace_back("X-API-Key", api_key_);
   if (!body.empty()) headers.emplace_back("Content-Type", std::string(content_type));
@@ -224,7 +224,7 @@ Reply Session::Call(std::string_view method, const std::string& target, std::str
   out.http = std::move(r).value();
   if (out.http.status >= 200 && out.http.status < 300) return out;
   out.exit_code = kExitServerError;
-  if (quiet_not_found && out.http.status == 404) return out;
+  if (quiet_status != 0 && out.http.status == quiet_status) return out;
   std::fprintf(stderr, "error: %d %s\n", out.http.status, ErrorDetail(out.http).c_str());
   if (out.http.status == 401 && api_key_.empty()) {
     std::fprintf(stderr, "hint: pass --api-key KEY or set PSTORAGE_API_KEY\n");

@@ -86,7 +86,7 @@ std::string Ratio(double r) {
 Found Resolve(Session& s, const std::string& base, const char* key, const std::string& kind,
               const std::string& arg) {
   Found f;
-  Reply r = s.Call("GET", base + "/" + UrlEncode(arg), {}, {}, /*quiet_not_found=*/true);
+  Reply r = s.Call("GET", base + "/" + UrlEncode(arg), {}, {}, /*quiet_status=*/404);
   if (r.ok() || r.http.status != 404) {
     rapidjson::Document doc;
     doc.Parse(r.http.body.data(), r.http.body.size());

@@ -127,6 +127,7 @@ int RunWrite(Session& s, const Args& a) {
 
   const std::string raw_target = DataPath(s, v.id, "/data");
   std::string buf(kChunkBytes, '\0');
+  size_t put_bytes = kChunkBytes;  // shrinks if the server refuses a body as too large
   uint64_t at = *offset;
   const auto start = Clock::now();
   for (;;) {
@@ -137,11 +138,19 @@ int RunWrite(Session& s, const Args& a) {
     }
     const size_t len = static_cast<size_t>(n);
     const size_t whole = len - len % kBlockBytes;
-    if (whole > 0) {
+    for (size_t done = 0; done < whole;) {
+      const size_t part = std::min<size_t>(put_bytes, whole - done);
       Reply r = s.Call("PUT", raw_target + "?offset=" + std::to_string(at),
-                       std::string_view(buf.data(), whole), "application/octet-stream");
+                       std::string_view(buf.data() + done, part), "application/octet-stream",
+                       /*quiet_status=*/part > kBlockBytes ? 413 : 0);
+      if (r.http.status == 413 && part > kBlockBytes) {
+        // The server's max_body_bytes is smaller than our chunk: halve it.
+        put_bytes = std::max<size_t>(kBlockBytes, part / 2 / kBlockBytes * kBlockBytes);
+        continue;
+      }
       if (!r.ok()) return r.exit_code;
-      at += whole;
+      at += part;
+      done += part;
     }
     if (whole < len) {
       // The raw path takes whole blocks only; the seed's base64 JSON write
@@ -192,10 +201,20 @@ int RunRead(Session& s, const Args& a) {
   const std::string target = DataPath(s, v.id, "/data");
   uint64_t at = *offset;
   const auto start = Clock::now();
+  uint64_t get_bytes = kChunkBytes;  // shrinks if the server's max_body_bytes is smaller
   while (remaining > 0) {
-    const uint64_t want = std::min(remaining, kChunkBytes);
+    const uint64_t want = std::min(remaining, get_bytes);
     Reply r = s.Call("GET", target + "?offset=" + std::to_string(at) +
-                                "&length=" + std::to_string(want));
+                                "&length=" + std::to_string(want),
+                     {}, "application/json", /*quiet_status=*/want > kBlockBytes ? 400 : 0);
+    if (r.http.status == 400 && want > kBlockBytes) {
+      if (ErrorDetail(r.http).find("max_body_bytes") == std::string::npos) {
+        std::fprintf(stderr, "error: 400 %s\n", ErrorDetail(r.http).c_str());
+        return kExitServerError;
+      }
+      get_bytes = std::max<uint64_t>(kBlockBytes, want / 2 / kBlockBytes * kBlockBytes);
+      continue;
+    }
     if (!r.ok()) return r.exit_code;
     const std::string& got = r.http.body;
     if (got.empty() || got.size() > want) {

@@ -69,9 +69,10 @@ class Session {
 
   // Sends one request. A transport failure prints "not reachable"; an HTTP
   // error prints `error: <status> <detail>`, except a 404 when
-  // `quiet_not_found` (the caller then tries a name instead of an id).
+  // `quiet_status` (a 404 when the caller then tries a name instead of an id;
+  // a 413 when it then retries with a smaller request).
   Reply Call(std::string_view method, const std::string& target, std::string_view body = {},
-             std::string_view content_type = "application/json", bool quiet_not_found = false);
+             std::string_view content_type = "application/json", int quiet_status = 0);
 
  private:
   ServerUrl url_;
@@ -79,6 +80,9 @@ class Session {
   bool json_;
   HttpClient client_;
 };
+
+// The server's one-line reason for a failed request (its `detail`).
+std::string ErrorDetail(const HttpResponse& r);
 
 // Builds a JSON object request body with proper escaping.
 class JsonBody {

@@ -16,6 +16,7 @@ struct CliRun {
 
 class CliTest : public ::testing::Test {
  protected:
+  explicit CliTest(ServerOptions o = {}) : server_("cli", o) {}
   void SetUp() override { ASSERT_TRUE(server_.Start()); }
   void TearDown() override { EXPECT_EQ(0, server_.Stop()); }
 
@@ -34,7 +35,18 @@ class CliTest : public ::testing::Test {
     return r;
   }
 
-  ServerProcess server_{"cli"};
+  ServerProcess server_;
+};
+
+// A server whose max_body_bytes (64 KiB) is below the CLI's 4 MiB requests.
+class SmallBodyCliTest : public CliTest {
+ protected:
+  static ServerOptions Small() {
+    ServerOptions o;
+    o.max_body_bytes = 64 << 10;
+    return o;
+  }
+  SmallBodyCliTest() : CliTest(Small()) {}
 };
 
 TEST_F(CliTest, VolumesSnapshotsMetrics) {
@@ -86,6 +98,25 @@ TEST_F(CliTest, WriteAndReadAFile) {
   ASSERT_EQ(0, r.exit_code) << r.out;
   EXPECT_TRUE(ReadFileText(out) == data);
   EXPECT_EQ(0, Cli("volume delete files").exit_code);
+}
+
+// The CLI halves its requests until the server takes them.
+TEST_F(SmallBodyCliTest, WriteAndReadShrinkTheirRequests) {
+  ASSERT_EQ(0, Cli("volume create small --size-gb 0.01").exit_code);
+  std::string in = server_.dir() + "/in.bin", out = server_.dir() + "/out.bin";
+  std::string data(300 * 1024 + 1000, '\0');
+  std::mt19937 rng(5);
+  for (char& c : data) c = static_cast<char>(rng());
+  {
+    std::ofstream f(in, std::ios::binary);
+    f.write(data.data(), static_cast<std::streamsize>(data.size()));
+  }
+  CliRun w = Cli("write small " + in);
+  ASSERT_EQ(0, w.exit_code) << w.out;
+  EXPECT_EQ(std::string::npos, w.out.find("413")) << w.out;
+  CliRun r = Cli("read small " + out + " --length " + std::to_string(data.size()));
+  ASSERT_EQ(0, r.exit_code) << r.out;
+  EXPECT_TRUE(ReadFileText(out) == data);
 }
 
 TEST(CliUnreachableTest, SaysTheServerIsNotReachable) {
