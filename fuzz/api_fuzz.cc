@@ -301,21 +301,8 @@ Decoded Decode(Fixture& f, const uint8_t* data, size_t size) {
   }
   if (flags & 0x40) req.range = in.Str();
   if (flags & 0x80) {
-    // The query loop of HttpServer::Impl::Handle.
-    std::string query = in.Str();
-    for (size_t i = 0; i < query.size();) {
-      size_t amp = query.find('&', i);
-      if (amp == std::string::npos) amp = query.size();
-      std::string_view pair(query.data() + i, amp - i);
-      size_t eq = pair.find('=');
-      std::string k, v;
-      if (!pair.empty()) {
-        d.query_ok = d.query_ok && PercentDecode(pair.substr(0, eq), &k, true) &&
-                     (eq == std::string_view::npos || PercentDecode(pair.substr(eq + 1), &v, true));
-        req.query[k] = v;
-      }
-      i = amp + 1;
-    }
+    // As HttpServer::Impl::Handle does.
+    d.query_ok = ParseQuery(in.Str(), &req.query);
   }
   d.body = std::string(in.Rest());
   req.body = d.body;

@@ -48,6 +48,37 @@ bool PercentDecode(std::string_view in, std::string* out, bool plus_is_space) {
   return true;
 }
 
+bool ParseQuery(std::string_view query, std::map<std::string, std::string>* out) {
+  bool ok = true;
+  for (size_t i = 0; i < query.size();) {
+    size_t amp = query.find('&', i);
+    if (amp == std::string_view::npos) amp = query.size();
+    std::string_view pair = query.substr(i, amp - i);
+    if (!pair.empty()) {
+      size_t eq = pair.find('=');
+      std::string k, v;
+      ok = ok && PercentDecode(pair.substr(0, eq), &k, true) &&
+           (eq == std::string_view::npos || PercentDecode(pair.substr(eq + 1), &v, true));
+      (*out)[k] = v;
+    }
+    i = amp + 1;
+  }
+  return ok;
+}
+
+bool ParseDecimal(std::string_view s, size_t max_digits, uint64_t* out) {
+  if (s.empty() || s.size() > max_digits) return false;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    const uint64_t d = static_cast<uint64_t>(c - '0');
+    if (v > (UINT64_MAX - d) / 10) return false;
+    v = v * 10 + d;
+  }
+  *out = v;
+  return true;
+}
+
 Router::Router(std::vector<Route> routes) : routes_(std::move(routes)) {
   for (const Route& r : routes_) segments_.push_back(Split(r.pattern));
 }

@@ -3,6 +3,7 @@
 // some pattern under another method is a 405 with the allowed methods.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <string_view>
@@ -55,5 +56,12 @@ void AddClusterRoutes(std::vector<Route>* routes);
 // Percent-decodes; false on a malformed escape. '+' is a space in query
 // strings only.
 bool PercentDecode(std::string_view in, std::string* out, bool plus_is_space);
+
+// Splits "a=1&b=x%20y" (no leading '?') into decoded pairs; false on a
+// malformed percent-escape (the pairs decoded so far are kept).
+bool ParseQuery(std::string_view query, std::map<std::string, std::string>* out);
+
+// A decimal of at most `max_digits` digits and nothing else.
+bool ParseDecimal(std::string_view s, size_t max_digits, uint64_t* out);
 
 }  // namespace pstorage::api

@@ -148,15 +148,7 @@ bool ParseRange(std::string_view h, uint64_t size, uint64_t* first, uint64_t* la
   h.remove_prefix(6);
   size_t dash = h.find('-');
   if (dash == std::string_view::npos) return false;
-  auto num = [](std::string_view t, uint64_t* v) {
-    if (t.empty() || t.size() > 19) return false;
-    *v = 0;
-    for (char c : t) {
-      if (c < '0' || c > '9') return false;
-      *v = *v * 10 + static_cast<uint64_t>(c - '0');
-    }
-    return true;
-  };
+  auto num = [](std::string_view t, uint64_t* v) { return ParseDecimal(t, 19, v); };
   uint64_t a = 0, b = 0;
   if (dash == 0) {
     if (!num(h.substr(1), &b)) return false;

@@ -64,10 +64,7 @@ Reply DeleteSnapshot(Services& s, const Request& req) {
   Result<engine::SnapshotInfo> snap = PathSnapshot(s, req);
   if (!snap.ok()) return Error(req, snap.status());
   if (Status st = s.engine.DeleteSnapshot(snap->id); !st.ok()) return Error(req, st);
-  Reply r;
-  r.status = 204;
-  r.content_type.clear();
-  return r;
+  return NoContent();
 }
 
 Reply RestoreSnapshot(Services& s, const Request& req) {

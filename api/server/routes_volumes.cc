@@ -66,10 +66,7 @@ Reply DeleteVolume(Services& s, const Request& req) {
   if (Status st = s.engine.DeleteVolume(req.params.at("volume_id")); !st.ok()) {
     return Error(req, st);
   }
-  Reply r;
-  r.status = 204;
-  r.content_type.clear();
-  return r;
+  return NoContent();
 }
 
 Reply ResizeVolume(Services& s, const Request& req) {

@@ -240,22 +240,9 @@ void HttpServer::Impl::Handle(const Http::Request& raw, Http::ResponseWriter res
   int route_index = -1;
   RateLimitDecision limit;
   Reply reply;
-  bool query_ok = true;
   std::string query = raw.query().as_str();
   if (!query.empty() && query[0] == '?') query.erase(0, 1);
-  for (size_t i = 0; i < query.size();) {
-    size_t amp = query.find('&', i);
-    if (amp == std::string::npos) amp = query.size();
-    std::string_view pair(query.data() + i, amp - i);
-    size_t eq = pair.find('=');
-    std::string k, v;
-    if (!pair.empty()) {
-      query_ok = query_ok && PercentDecode(pair.substr(0, eq), &k, true) &&
-                 (eq == std::string_view::npos || PercentDecode(pair.substr(eq + 1), &v, true));
-      req.query[k] = v;
-    }
-    i = amp + 1;
-  }
+  const bool query_ok = ParseQuery(query, &req.query);
   req.body = raw.body();
   req.content_type = MediaType(raw);
   req.range = RawHeader(raw, "Range");

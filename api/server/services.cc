@@ -1,5 +1,7 @@
 #include "api/server/services.h"
 
+#include "api/server/router.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -38,20 +40,8 @@ Status ValidateName(std::string_view name, std::string_view what) {
 Result<std::optional<uint64_t>> QueryUint(const Request& req, const std::string& name) {
   auto it = req.query.find(name);
   if (it == req.query.end()) return std::optional<uint64_t>();
-  const std::string& s = it->second;
   uint64_t v = 0;
-  bool ok = !s.empty() && s.size() <= 20;
-  for (char c : s) {
-    if (!ok) break;
-    if (c < '0' || c > '9') {
-      ok = false;
-      break;
-    }
-    uint64_t d = static_cast<uint64_t>(c - '0');
-    if (v > (UINT64_MAX - d) / 10) ok = false;
-    v = v * 10 + d;
-  }
-  if (!ok) {
+  if (!ParseDecimal(it->second, 20, &v)) {
     return Status::InvalidArgument("query parameter '" + name +
                                    "' must be a non-negative integer below 2^64");
   }
@@ -114,15 +104,11 @@ Result<PageSpec> Paginate(const Request& req, std::vector<T>* items) {
     // The cursor names the last item of the previous page: "<created_ms>_<id>".
     const std::string& c = cursor->second;
     size_t us = c.find('_');
-    int64_t ms = -1;
-    if (us != std::string::npos && us > 0 && us <= 18) {  // fits int64_t
-      ms = 0;
-      for (size_t i = 0; i < us; i++) {
-        if (c[i] < '0' || c[i] > '9') ms = -1;
-        if (ms >= 0) ms = ms * 10 + (c[i] - '0');
-      }
+    uint64_t digits = 0;  // at most 18 digits: fits int64_t
+    if (us == std::string::npos || !ParseDecimal(std::string_view(c).substr(0, us), 18, &digits)) {
+      return Status::InvalidArgument("invalid cursor; pass back a next_cursor value");
     }
-    if (ms < 0) return Status::InvalidArgument("invalid cursor; pass back a next_cursor value");
+    const int64_t ms = static_cast<int64_t>(digits);
     std::string id = c.substr(us + 1);
     page.begin = static_cast<size_t>(
         std::upper_bound(items->begin(), items->end(), std::make_pair(ms, id),

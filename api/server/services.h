@@ -38,6 +38,13 @@ struct Services {
 // --- helpers shared by the routes_*.cc files ---
 
 Reply JsonReply(int status, const rapidjson::StringBuffer& sb);
+// 204, no body, no Content-Type.
+inline Reply NoContent() {
+  Reply r;
+  r.status = 204;
+  r.content_type.clear();
+  return r;
+}
 inline Reply Error(const Request& req, const Status& s) { return StatusReply(s, req.request_id); }
 inline Reply BadRequest(const Request& req, std::string_view detail) {
   return ErrorReply(400, "INVALID_ARGUMENT", detail, req.request_id);
