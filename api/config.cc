@@ -147,6 +147,8 @@ class Section {
     return Status::Ok();
   }
 
+  const Source& source() const { return src_; }
+
   Status PathString(const char* key, std::string* out) const {
     PS_RETURN_IF_ERROR(String(key, false, out));
     return out->empty() ? Error(key, "expected a non-empty path") : Status::Ok();
@@ -180,25 +182,70 @@ Status ReadRateLimit(const Section& top, RateLimitConfig* rl) {
   return s->Integer("burst", 1, kMaxBurst, 1, &rl->burst);
 }
 
-Status ReadAuth(const Section& d, FileConfig* f) {
-  Result<Section> s = d.Child("authentication");
+// An "authentication" object, of the defaults or of a project.
+Status ReadAuthSection(const Section& parent, AuthConfig* a, std::string* api_key) {
+  Result<Section> s = parent.Child("authentication");
   if (!s.ok()) return s.status();
   PS_RETURN_IF_ERROR(
       s->OnlyKeys({"enabled", "save_api_key_to_file", "api_key", "api_key_hash"}));
-  AuthConfig& a = f->server.auth;
-  PS_RETURN_IF_ERROR(s->Bool("enabled", &a.enabled));
-  PS_RETURN_IF_ERROR(s->Bool("save_api_key_to_file", &a.save_api_key_to_file));
-  PS_RETURN_IF_ERROR(s->String("api_key", true, &f->api_key));
+  PS_RETURN_IF_ERROR(s->Bool("enabled", &a->enabled));
+  PS_RETURN_IF_ERROR(s->Bool("save_api_key_to_file", &a->save_api_key_to_file));
+  PS_RETURN_IF_ERROR(s->String("api_key", true, api_key));
   // Leading or trailing blanks would be trimmed from an HTTP header and the
   // key could then never match.
-  for (char c : f->api_key) {
+  for (char c : *api_key) {
     if (c < 0x21 || c > 0x7e) {
       return s->Error("api_key", "expected null or a string of visible ASCII characters");
     }
   }
-  PS_RETURN_IF_ERROR(s->String("api_key_hash", true, &a.api_key_hash));
-  if (!a.api_key_hash.empty() && !IsValidKeyHash(a.api_key_hash)) {
+  PS_RETURN_IF_ERROR(s->String("api_key_hash", true, &a->api_key_hash));
+  if (!a->api_key_hash.empty() && !IsValidKeyHash(a->api_key_hash)) {
     return s->Error("api_key_hash", "expected null or \"sha256:\" and 64 lower-case hex digits");
+  }
+  return Status::Ok();
+}
+
+Status ReadAuth(const Section& d, FileConfig* f) {
+  return ReadAuthSection(d, &f->server.auth, &f->api_key);
+}
+
+Status ReadKv(const Section& top, KvConfig* kv) {
+  Result<Section> s = top.Child("kv");
+  if (!s.ok()) return s.status();
+  PS_RETURN_IF_ERROR(s->OnlyKeys(
+      {"max_key_bytes", "max_value_bytes", "max_batch_items", "expiry_interval_ms"}));
+  PS_RETURN_IF_ERROR(s->Integer("max_key_bytes", 1, 65536, 1, &kv->max_key_bytes));
+  PS_RETURN_IF_ERROR(s->Integer("max_value_bytes", 16, 64 * kMiB, 1, &kv->max_value_bytes));
+  PS_RETURN_IF_ERROR(s->Integer("max_batch_items", 1, 100000, 1, &kv->max_batch_items));
+  return s->Integer("expiry_interval_ms", 10, 3600000, 1, &kv->expiry_interval_ms);
+}
+
+Status ReadProjects(const Section& top, std::vector<ProjectConfig>* out) {
+  const Value* list = top.Find("projects");
+  if (list == nullptr) return Status::Ok();
+  if (!list->IsArray()) return top.Error("projects", "expected an array");
+  out->clear();
+  for (SizeType i = 0; i < list->Size(); i++) {
+    const std::string at = "[" + std::to_string(i) + "]";
+    if (!(*list)[i].IsObject()) return top.Error("projects", "entry " + at + " is not an object");
+    const Section p(top.source(), &(*list)[i], top.Path("projects") + at);
+    PS_RETURN_IF_ERROR(p.OnlyKeys({"id", "storage", "authentication"}));
+    ProjectConfig pc;
+    if (p.Find("id") == nullptr) return p.Error("id", "missing (every project needs an id)");
+    PS_RETURN_IF_ERROR(p.String("id", false, &pc.id));
+    if (!ValidProjectId(pc.id)) {
+      return p.Error("id", "expected 1-64 characters of A-Z a-z 0-9 _ -");
+    }
+    for (const ProjectConfig& other : *out) {
+      if (other.id == pc.id) return p.Error("id", "duplicate project id \"" + pc.id + "\"");
+    }
+    Result<Section> storage = p.Child("storage");
+    if (!storage.ok()) return storage.status();
+    PS_RETURN_IF_ERROR(storage->OnlyKeys({"on_disk", "cache_in_memory"}));
+    PS_RETURN_IF_ERROR(storage->Bool("on_disk", &pc.on_disk));
+    PS_RETURN_IF_ERROR(storage->Bool("cache_in_memory", &pc.cache_in_memory));
+    PS_RETURN_IF_ERROR(ReadAuthSection(p, &pc.auth, &pc.api_key));
+    out->push_back(std::move(pc));
   }
   return Status::Ok();
 }
@@ -236,7 +283,7 @@ Status ReadArray(const Section& top, ArrayConfig* a) {
 Status ReadTop(const Section& top, FileConfig* f) {
   PS_RETURN_IF_ERROR(top.OnlyKeys({"version", "server_port", "bind_address", "server_threads",
                                    "max_body_bytes", "log_level", "rate_limit", "default", "array",
-                                   "projects"}));
+                                   "kv", "projects"}));
   ServerConfig& c = f->server;
   if (const Value* v = top.Find("version"); v != nullptr && !(v->IsInt() && v->GetInt() == 1)) {
     return top.Error("version", "unsupported version (expected 1)");
@@ -257,14 +304,8 @@ Status ReadTop(const Section& top, FileConfig* f) {
   PS_RETURN_IF_ERROR(ReadRateLimit(top, &c.rate_limit));
   PS_RETURN_IF_ERROR(ReadDefault(top, f));
   PS_RETURN_IF_ERROR(ReadArray(top, &c.array));
-  if (const Value* p = top.Find("projects")) {
-    if (!p->IsArray()) return top.Error("projects", "expected an array");
-    rapidjson::StringBuffer buf;
-    rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-    p->Accept(w);
-    c.projects_json.assign(buf.GetString(), buf.GetSize());
-  }
-  return Status::Ok();
+  PS_RETURN_IF_ERROR(ReadKv(top, &c.kv));
+  return ReadProjects(top, &c.projects);
 }
 
 Status ParseConfig(const std::string& file, std::string_view text, FileConfig* f) {
@@ -278,29 +319,39 @@ Status ParseConfig(const std::string& file, std::string_view text, FileConfig* f
 
 // ---- The admin key ----
 
-// Applies the key rules of config.h; true when the file must be rewritten.
-bool ApplyKeyRules(FileConfig* f, std::string* generated_key) {
-  AuthConfig& a = f->server.auth;
-  if (!f->api_key.empty()) {
+// Applies the key rules of config.h to one (auth, plain key) pair; true when
+// the file must be rewritten.
+bool ApplyKeyRulesTo(AuthConfig* a, std::string* api_key, std::string* generated_key) {
+  if (!api_key->empty()) {
     // Also when authentication is disabled, so that enabling it later uses
     // this key and the plain key does not linger in the file.
     bool changed = false;
-    const std::string hash = HashApiKey(f->api_key);
-    if (a.api_key_hash != hash) {
-      a.api_key_hash = hash;
+    const std::string hash = HashApiKey(*api_key);
+    if (a->api_key_hash != hash) {
+      a->api_key_hash = hash;
       changed = true;
     }
-    if (!a.save_api_key_to_file) {
-      f->api_key.clear();
+    if (!a->save_api_key_to_file) {
+      api_key->clear();
       changed = true;
     }
     return changed;
   }
-  if (!a.enabled || !a.api_key_hash.empty()) return false;
+  if (!a->enabled || !a->api_key_hash.empty()) return false;
   *generated_key = GenerateApiKey();
-  a.api_key_hash = HashApiKey(*generated_key);
-  if (a.save_api_key_to_file) f->api_key = *generated_key;
+  a->api_key_hash = HashApiKey(*generated_key);
+  if (a->save_api_key_to_file) *api_key = *generated_key;
   return true;
+}
+
+bool ApplyKeyRules(FileConfig* f, LoadedConfig* out) {
+  bool changed = ApplyKeyRulesTo(&f->server.auth, &f->api_key, &out->generated_api_key);
+  for (ProjectConfig& p : f->server.projects) {
+    std::string key;
+    changed |= ApplyKeyRulesTo(&p.auth, &p.api_key, &key);
+    if (!key.empty()) out->generated_project_keys.emplace_back(p.id, key);
+  }
+  return changed;
 }
 
 // ---- Writing ----
@@ -334,23 +385,54 @@ void PutRateLimit(Pretty& w, const RateLimitConfig& rl) {
   w.EndObject();
 }
 
-void PutDefault(Pretty& w, const FileConfig& f) {
-  const AuthConfig& a = f.server.auth;
-  w.Key("default");
-  w.StartObject();
-  w.Key("storage");
-  w.StartObject();
-  PutString(w, "persistent_file_path", f.server.persistent_file_path);
-  w.EndObject();
+void PutAuth(Pretty& w, const AuthConfig& a, const std::string& api_key) {
   w.Key("authentication");
   w.StartObject();
   w.Key("enabled");
   w.Bool(a.enabled);
   w.Key("save_api_key_to_file");
   w.Bool(a.save_api_key_to_file);
-  PutString(w, "api_key", f.api_key);
+  PutString(w, "api_key", api_key);
   PutString(w, "api_key_hash", a.api_key_hash);
   w.EndObject();
+}
+
+void PutDefault(Pretty& w, const FileConfig& f) {
+  w.Key("default");
+  w.StartObject();
+  w.Key("storage");
+  w.StartObject();
+  PutString(w, "persistent_file_path", f.server.persistent_file_path);
+  w.EndObject();
+  PutAuth(w, f.server.auth, f.api_key);
+  w.EndObject();
+}
+
+void PutKv(Pretty& w, const KvConfig& kv) {
+  w.Key("kv");
+  w.StartObject();
+  w.Key("max_key_bytes");
+  w.Uint64(kv.max_key_bytes);
+  w.Key("max_value_bytes");
+  w.Uint64(kv.max_value_bytes);
+  w.Key("max_batch_items");
+  w.Uint64(kv.max_batch_items);
+  w.Key("expiry_interval_ms");
+  w.Uint64(kv.expiry_interval_ms);
+  w.EndObject();
+}
+
+void PutProject(Pretty& w, const ProjectConfig& p) {
+  w.StartObject();
+  PutString(w, "id", p.id);
+  w.Key("storage");
+  w.StartObject();
+  w.Key("on_disk");
+  w.Bool(p.on_disk);
+  w.Key("cache_in_memory");
+  w.Bool(p.cache_in_memory);
+  w.EndObject();
+  PutAuth(w, p.auth, p.api_key);
   w.EndObject();
 }
 
@@ -392,11 +474,11 @@ std::string Render(const FileConfig& f) {
   PutRateLimit(w, c.rate_limit);
   PutDefault(w, f);
   PutArray(w, c.array);
+  PutKv(w, c.kv);
   w.Key("projects");
-  rapidjson::Document projects;  // validated as an array when it was read
-  projects.Parse(c.projects_json.data(), c.projects_json.size());
-  assert(!projects.HasParseError() && projects.IsArray());
-  projects.Accept(w);
+  w.StartArray();
+  for (const ProjectConfig& p : c.projects) PutProject(w, p);
+  w.EndArray();
   w.EndObject();
   return std::string(buf.GetString(), buf.GetSize()) + "\n";
 }
@@ -491,19 +573,50 @@ Result<LoadedConfig> LoadOrCreateConfig(const std::string& path) {
     PS_RETURN_IF_ERROR(ParseConfig(path, **text, &f));
   } else {
     out.file_created = true;
+    ProjectConfig first;
+    first.id = "first_project";
+    f.server.projects.push_back(first);
   }
-  // Written before the key is returned: a key whose hash is not on disk would
-  // stop working at the next start.
-  const bool changed = ApplyKeyRules(&f, &out.generated_api_key);
+  // Written before the keys are returned: a key whose hash is not on disk
+  // would stop working at the next start.
+  const bool changed = ApplyKeyRules(&f, &out);
   if (out.file_created || changed) {
     PS_RETURN_IF_ERROR(WriteFileAtomic(path, file, Render(f)));
     out.file_rewritten = !out.file_created;
   }
   out.config = f.server;
   out.config.path = file.string();
+  out.config.file_persistent_file_path = f.server.persistent_file_path;
+  out.config.file_data_dir = f.server.array.data_dir;
+  out.config.file_api_key = f.api_key;
   out.config.persistent_file_path = AbsoluteDir(file.parent_path(), f.server.persistent_file_path);
   out.config.array.data_dir = AbsoluteDir(file.parent_path(), f.server.array.data_dir);
   return out;
+}
+
+Status SaveConfig(const ServerConfig& config) {
+  FileConfig f;
+  f.server = config;
+  f.server.persistent_file_path = config.file_persistent_file_path;
+  f.server.array.data_dir = config.file_data_dir;
+  f.api_key = config.file_api_key;
+  return WriteFileAtomic(config.path, fs::path(config.path), Render(f));
+}
+
+bool ValidProjectId(std::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::string ApplyProjectKeyRules(ProjectConfig* project, bool* changed) {
+  std::string key;
+  *changed = ApplyKeyRulesTo(&project->auth, &project->api_key, &key);
+  return key;
 }
 
 }  // namespace pstorage::api

@@ -19,7 +19,14 @@
 //               "pages_per_block": 256, "over_provisioning": 0.10,
 //               "dedupe_verify": true, "compression": "lz4",
 //               "cache_bytes": 67108864},
-//     "projects": []
+//     "kv": {"max_key_bytes": 1024, "max_value_bytes": 1048576,
+//            "max_batch_items": 1000, "expiry_interval_ms": 1000},
+//     "projects": [
+//       {"id": "first_project",
+//        "storage": {"on_disk": true, "cache_in_memory": true},
+//        "authentication": {"enabled": true, "save_api_key_to_file": false,
+//                           "api_key": null, "api_key_hash": "sha256:..."}}
+//     ]
 //   }
 //
 // Rules:
@@ -37,8 +44,10 @@
 //     rename) only when something changed, keeping every other value.
 //   * Relative paths (`persistent_file_path`, `data_dir`) resolve against the
 //     folder of the config file.
-//   * `projects` is kept as given (validated to be an array); the KV layer
-//     owns its contents.
+//   * `projects`: each entry is validated like the rest (id pattern, unique
+//     ids, known keys only). Project keys follow the admin key's rules; the
+//     keys generated are returned in `generated_project_keys`. A new file
+//     gets one project, `first_project`; a file without `projects` has none.
 //
 // Details beyond the shape above:
 //   * Error messages (Status::message(), `file` being `path` as passed):
@@ -63,6 +72,9 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "common/status.h"
 
@@ -90,6 +102,23 @@ struct ArrayConfig {
   uint64_t cache_bytes = 64ull << 20;   // DRAM block cache; multiple of 1 MiB, 4 MiB - 64 GiB
 };
 
+// One KV namespace (seed: Simple PyKV's `projects` entries).
+struct ProjectConfig {
+  std::string id;               // [A-Za-z0-9_-]{1,64}: it names the project's files
+  bool on_disk = true;          // false: memory only, lost when the server stops
+  bool cache_in_memory = true;  // kept and reported; every project is served from memory
+  AuthConfig auth;              // the project's own key (hash) and switch
+  std::string api_key;          // the plain key, kept only when auth.save_api_key_to_file
+};
+
+// Limits of the KV routes ("kv" section).
+struct KvConfig {
+  uint64_t max_key_bytes = 1024;         // [1, 65536]
+  uint64_t max_value_bytes = 1 << 20;    // the value's JSON text; [16, 64 MiB]
+  uint64_t max_batch_items = 1000;       // batch and transaction operations; [1, 100000]
+  uint64_t expiry_interval_ms = 1000;    // background removal of expired keys; [10, 3600000]
+};
+
 struct ServerConfig {
   std::string path;                 // the config file, absolute
   int version = 1;
@@ -102,12 +131,21 @@ struct ServerConfig {
   std::string persistent_file_path;  // absolute, normalized, no trailing '/' after loading
   AuthConfig auth;
   ArrayConfig array;
-  std::string projects_json = "[]";  // the `projects` array, serialized
+  KvConfig kv;
+  std::vector<ProjectConfig> projects;
+
+  // As the file holds them, for rewriting it (SaveConfig): paths before
+  // resolution and the plain admin key when it is saved to the file.
+  std::string file_persistent_file_path;
+  std::string file_data_dir;
+  std::string file_api_key;
 };
 
 struct LoadedConfig {
   ServerConfig config;
   std::string generated_api_key;  // set when this load generated the admin key
+  // (project id, key) for every project key this load generated.
+  std::vector<std::pair<std::string, std::string>> generated_project_keys;
   bool file_created = false;
   bool file_rewritten = false;
 };
@@ -116,5 +154,18 @@ struct LoadedConfig {
 // kInvalidArgument with a "file:line: key: problem" message on bad content;
 // kIoError when the file cannot be read or written.
 Result<LoadedConfig> LoadOrCreateConfig(const std::string& path);
+
+// Rewrites config.path atomically from `config` (the file_* fields give the
+// values as the file holds them). Used when the API changes projects.
+Status SaveConfig(const ServerConfig& config);
+
+// Project ids: 1-64 of [A-Za-z0-9_-]. They become file names, so nothing
+// else is ever accepted.
+bool ValidProjectId(std::string_view id);
+
+// A new project's key rules, as for the admin key: when auth.enabled and no
+// hash is set, generates a key (returned) and stores its hash, and the plain
+// key only when save_api_key_to_file. Returns "" when no key was generated.
+std::string ApplyProjectKeyRules(ProjectConfig* project, bool* changed);
 
 }  // namespace pstorage::api

@@ -104,7 +104,17 @@ TEST_F(ConfigTest, FirstRunCreatesTheFileWithDefaultsAndOnlyTheKeyHash) {
   EXPECT_TRUE(c.array.dedupe_verify);
   EXPECT_EQ(c.array.compression, "lz4");
   EXPECT_EQ(c.array.cache_bytes, 64ull << 20);
-  EXPECT_EQ(c.projects_json, "[]");
+  ASSERT_EQ(c.projects.size(), 1u) << "a new file gets the seed's default project";
+  EXPECT_EQ(c.projects[0].id, "first_project");
+  EXPECT_TRUE(c.projects[0].on_disk);
+  EXPECT_TRUE(c.projects[0].cache_in_memory);
+  EXPECT_TRUE(c.projects[0].auth.enabled);
+  ASSERT_EQ(loaded.generated_project_keys.size(), 1u);
+  EXPECT_EQ(loaded.generated_project_keys[0].first, "first_project");
+  EXPECT_TRUE(VerifyApiKey(loaded.generated_project_keys[0].second,
+                           c.projects[0].auth.api_key_hash));
+  EXPECT_NE(loaded.generated_project_keys[0].second, key);
+  EXPECT_EQ(Read().find(loaded.generated_project_keys[0].second), std::string::npos);
 
   EXPECT_EQ(Mode(), 0600u);
   const std::string text = Read();
@@ -145,7 +155,8 @@ TEST_F(ConfigTest, PlainKeyIsHashedAndStrippedKeepingEveryOtherValue) {
     "rate_limit": {"requests_per_second": 0.5, "burst": 7},
     "default": {"authentication": {"api_key": "my-own-admin-key"}},
     "array": {"pages_per_block": 64, "over_provisioning": 0.25},
-    "projects": [{"id": "first_project", "storage": {"on_disk": true}, "n": 1.5}]
+    "projects": [{"id": "first_project", "storage": {"on_disk": false},
+                  "authentication": {"api_key": "project-key"}}]
   })");
   ::chmod(path_.c_str(), 0644);
   const LoadedConfig loaded = Load();
@@ -169,8 +180,49 @@ TEST_F(ConfigTest, PlainKeyIsHashedAndStrippedKeepingEveryOtherValue) {
   EXPECT_EQ(c.rate_limit.burst, 7u);
   EXPECT_EQ(c.array.pages_per_block, 64u);
   EXPECT_EQ(c.array.over_provisioning, 0.25);
-  EXPECT_EQ(c.projects_json, R"([{"id":"first_project","storage":{"on_disk":true},"n":1.5}])");
-  EXPECT_EQ(c.projects_json, loaded.config.projects_json);
+  ASSERT_EQ(c.projects.size(), 1u);
+  EXPECT_EQ(c.projects[0].id, "first_project");
+  EXPECT_FALSE(c.projects[0].on_disk);
+  EXPECT_EQ(c.projects[0].auth.api_key_hash, HashApiKey("project-key"));
+  EXPECT_TRUE(c.projects[0].api_key.empty());
+  EXPECT_EQ(Read().find("project-key"), std::string::npos) << "project keys follow the same rule";
+  EXPECT_TRUE(again.generated_project_keys.empty());
+}
+
+TEST_F(ConfigTest, SaveConfigKeepsPathsAsWrittenAndEveryProject) {
+  Write(R"({"default": {"storage": {"persistent_file_path": "kvdata/"}},
+            "projects": [{"id": "a", "authentication": {"enabled": false}}]})");
+  LoadedConfig loaded = Load();
+  ServerConfig c = loaded.config;
+  ProjectConfig b;
+  b.id = "b-2";
+  b.on_disk = false;
+  bool changed = false;
+  const std::string key = ApplyProjectKeyRules(&b, &changed);
+  EXPECT_TRUE(changed);
+  EXPECT_TRUE(VerifyApiKey(key, b.auth.api_key_hash));
+  c.projects.push_back(b);
+  ASSERT_TRUE(SaveConfig(c).ok());
+  EXPECT_EQ(Mode(), 0600u);
+  const rapidjson::Document doc = ReadJson();
+  EXPECT_STREQ(doc["default"]["storage"]["persistent_file_path"].GetString(), "kvdata/");
+  const LoadedConfig again = Load();
+  EXPECT_FALSE(again.file_rewritten);
+  ASSERT_EQ(again.config.projects.size(), 2u);
+  EXPECT_FALSE(again.config.projects[0].auth.enabled);
+  EXPECT_EQ(again.config.projects[1].id, "b-2");
+  EXPECT_FALSE(again.config.projects[1].on_disk);
+  EXPECT_EQ(again.config.projects[1].auth.api_key_hash, b.auth.api_key_hash);
+  EXPECT_EQ(again.config.persistent_file_path, loaded.config.persistent_file_path);
+}
+
+TEST_F(ConfigTest, ProjectIdsAreNeverPaths) {
+  for (const char* ok : {"a", "first_project", "A-b_9", "x123456789012345678901234567890123456789012345678901234567890123"}) {
+    EXPECT_EQ(ValidProjectId(ok), std::string_view(ok).size() <= 64) << ok;
+  }
+  for (const char* bad : {"", ".", "..", "a/b", "a.b", "a b", "../x", "a\\b", "é"}) {
+    EXPECT_FALSE(ValidProjectId(bad)) << bad;
+  }
 }
 
 TEST_F(ConfigTest, PlainKeyStaysWhenSavingIsOn) {
@@ -253,7 +305,7 @@ TEST_F(ConfigTest, MinimalFileGetsTheCanonicalShapeOnRewrite) {
   const rapidjson::Document doc = ReadJson();
   for (const char* key : {"version", "server_port", "bind_address", "server_threads",
                           "max_body_bytes", "log_level", "rate_limit", "default", "array",
-                          "projects"}) {
+                          "kv", "projects"}) {
     EXPECT_TRUE(doc.HasMember(key)) << key;
   }
   EXPECT_EQ(doc["rate_limit"]["requests_per_second"].GetInt(), 5000) << "written as an integer";
@@ -306,6 +358,19 @@ std::vector<BadConfig> BadConfigs() {
       {"empty file", "", 1, 1, "", "The document is empty"},
       {"version 2", "{\n\"version\": 2}", 2, 0, "version", "unsupported version (expected 1)"},
       {"projects not an array", "{\n\"projects\": {}}", 2, 0, "projects", "expected an array"},
+      {"project not an object", "{\n\"projects\": [1]}", 2, 0, "projects", "[0] is not an object"},
+      {"project id with a slash", "{\"projects\": [{\n\"id\": \"../etc\"}]}", 2, 0,
+       "projects[0].id", "1-64 characters"},
+      {"project without id", "{\"projects\": [{\"storage\": {}}]}", 1, 0, "projects[0].id",
+       "missing"},
+      {"duplicate project", "{\"projects\": [{\"id\": \"p\"},\n{\"id\": \"p\"}]}", 2, 0,
+       "projects[1].id", "duplicate project id"},
+      {"typo in project", "{\"projects\": [{\"id\": \"p\", \"stroage\": {}}]}", 1, 0,
+       "projects[0].stroage", "unknown key"},
+      {"typo in project storage", "{\"projects\": [{\"id\": \"p\", \"storage\": {\"ondisk\": 1}}]}",
+       1, 0, "projects[0].storage.ondisk", "unknown key"},
+      {"value limit too small", "{\"kv\": {\"max_value_bytes\": 1}}", 1, 0, "kv.max_value_bytes",
+       "[16, 67108864]"},
       {"host name as bind address", "{\"bind_address\": \"localhost\"}", 1, 0, "bind_address",
        "numeric IPv4"},
       {"NUL inside bind address", "{\"bind_address\": \"127.0.0.1\\u0000x\"}", 1, 0,
