@@ -17,19 +17,35 @@
 //   * Every successful write is durable (appended to the log and
 //     fdatasync'ed) before the call returns, when options.on_disk. A
 //     transaction or batch is one log record: after a crash, all of it or
-//     none of it is there. Open() recovers exactly the acknowledged writes.
-//   * If a log append fails the call returns kIoError, nothing is applied,
-//     and every later write returns kIoError until the store is reopened.
+//     none of it is there. Open() recovers every acknowledged write.
+//   * Group commit: a write is appended and applied to the map under the
+//     store mutex (so conditions see every earlier write, in log order),
+//     then waits without the mutex for one fdatasync shared by every write
+//     appended so far. Readers may therefore see a write a moment before
+//     it is durable, i.e. before its call returns.
+//   * If a log append or sync fails, the write whose record was not synced
+//     and every write after it return kIoError, and every later write
+//     returns kIoError until the store is reopened. The map may still hold
+//     unsynced writes that readers of this open store can see; as with the
+//     block engine, after an I/O error the store must be reopened, and
+//     reopening recovers exactly what was synced (a write that returned
+//     kIoError may or may not be there).
+//   * Drop() deletes the project: its files are removed and every later
+//     call on the object fails with kNotFound; watchers get one kClosed.
 //   * Errors: kInvalidArgument (bad key, value, tags, TTL, project id,
-//     limit), kNotFound (missing or expired key), kFailedPrecondition (an
-//     if_version that does not match), kIoError, kCorruption (a damaged log
-//     record that is not the log's tail, or an unreadable snapshot).
+//     limit), kNotFound (missing or expired key; a dropped store),
+//     kFailedPrecondition (an if_version that does not match), kIoError,
+//     kCorruption (a damaged log record that is not the log's tail, or an
+//     unreadable snapshot).
 //
-// Thread safety: every method may be called from any thread. One mutex
-// guards the map and the log; writes hold it across append + sync.
-// Watch callbacks run on the writing thread after the change is durable,
-// in commit order, without the store mutex (they may call Get/List, but
-// must not write to the store nor call Unwatch; they must be cheap).
+// Thread safety: every method may be called from any thread, except that
+// nothing may call the object during or after its destruction. One mutex
+// guards the map and log appends; the shared fdatasync runs without it,
+// one group at a time, while the next group appends. Watch callbacks run
+// on a writing thread after the change is durable, in commit order,
+// without the store mutex (they may call Get/List, but must not write to
+// the store nor call Unwatch or Drop; they must be cheap). The destructor
+// never calls a callback.
 #pragma once
 
 #include <cstdint>
@@ -105,7 +121,10 @@ struct Txn {
 struct TxnResult {
   bool succeeded = false;      // false: a condition failed and nothing changed
   size_t failed_condition = 0; // index of the first failing condition
-  std::vector<Entry> entries;  // per op when succeeded: the new entry (put) or the removed one
+  // Per op when succeeded: the new entry (put) or the removed one; a
+  // delete of an absent key (without if_version) changes nothing and gets
+  // an entry with version 0.
+  std::vector<Entry> entries;
 };
 
 struct BatchPut {
@@ -114,8 +133,11 @@ struct BatchPut {
   PutOptions options;
 };
 
+// kClosed: the store was dropped; it is the watcher's last call, sent to
+// every watcher once whatever its prefix, with key and value empty and
+// version 0.
 struct Event {
-  enum class Type { kPut, kDelete, kExpire };
+  enum class Type { kPut, kDelete, kExpire, kClosed };
   Type type = Type::kPut;
   std::string key;
   std::string value;     // the new value for kPut; empty otherwise
@@ -124,8 +146,10 @@ struct Event {
 
 struct Stats {
   uint64_t keys = 0;         // stored keys, including expired ones not yet removed
+  uint64_t key_bytes = 0;    // sum of the stored key sizes
   uint64_t value_bytes = 0;  // sum of the stored value sizes
   uint64_t writes = 0;       // committed write records since Open
+  uint64_t syncs = 0;        // group syncs since Open (fdatasync or compaction), 0 in memory
   uint64_t expirations = 0;  // keys removed by expiry since Open
 };
 
@@ -134,6 +158,8 @@ class KvStore {
   // Validates options; when on_disk, creates dir if needed, loads the
   // snapshot, replays the log and truncates a torn tail.
   static Result<std::unique_ptr<KvStore>> Open(const KvOptions& options);
+  // Closes the log (every acknowledged write is already durable). Calls no
+  // callback, not even kClosed; no other call may be running.
   ~KvStore();
   KvStore(const KvStore&) = delete;
   KvStore& operator=(const KvStore&) = delete;
@@ -169,9 +195,30 @@ class KvStore {
 
   // Removes expired keys (one record, an expire event each); returns how many.
   Result<size_t> ExpireNow();
+  // Moves the store between disk and memory, keeping every key: to disk,
+  // the snapshot is written and a new log begun (stale files of the id are
+  // replaced); to memory, the files are removed. Needs options.dir.
+  Status SetOnDisk(bool on_disk);
+
   // Writes the snapshot and truncates the log now (no-op when !on_disk).
+  // kIoError after an I/O error: the map may hold writes never synced.
   Status Compact();
+  // A dropped store reports no keys (counters since Open stay).
   Stats GetStats() const;
+
+  // Deletes the project: closes the log and removes {id}.log, {id}.json,
+  // {id}.meta.json and their temp files, so a later Open of the same id in
+  // the same dir starts empty. Waits for a running sync; a write in flight
+  // whose record it did not cover returns kNotFound. Afterwards every call
+  // with valid arguments fails with kNotFound "project <id> was deleted"
+  // (GetBatch: per key; Unwatch: no-op) and no file is created again.
+  // Events not yet delivered are discarded; every registered watcher then
+  // gets one kClosed, on this thread before Drop returns, and is
+  // forgotten. Watch on a dropped store calls its callback with kClosed at
+  // once. kIoError if a file could not be removed (the store is dropped
+  // all the same; a crash during Drop may leave some files: Open and Drop
+  // again). Not from a callback.
+  Status Drop();
 
  private:
   struct Impl;

@@ -1,4 +1,4 @@
-// KV log file I/O: replay with torn-tail truncation, append + fdatasync.
+// KV log file I/O: replay with torn-tail truncation, append, fdatasync.
 #include "kv/kv_log.h"
 
 #include <fcntl.h>
@@ -89,16 +89,19 @@ Status KvLog::Append(std::span<const uint8_t> payload) {
     if (n <= 0) return Errno("append kv log");
     done += static_cast<size_t>(n);
   }
-  if (fdatasync(fd_) != 0) return Errno("sync kv log");
   size_bytes_ += frame.size();
+  return Status::Ok();
+}
+
+Status KvLog::Sync() {
+  if (fdatasync(fd_) != 0) return Errno("sync kv log");
   return Status::Ok();
 }
 
 Status KvLog::Truncate() {
   if (ftruncate(fd_, 0) != 0) return Errno("truncate kv log");
-  if (fdatasync(fd_) != 0) return Errno("sync kv log");
   size_bytes_ = 0;
-  return Status::Ok();
+  return Sync();
 }
 
 }  // namespace pstorage::kv

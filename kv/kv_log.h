@@ -1,6 +1,8 @@
 // The append-only record log of one project (format in kv/kv_format.h).
-// KvLog owns its file descriptor. Not thread-safe: the store serializes
-// every call under its mutex.
+// KvLog owns its file descriptor. Thread safety: Sync may run on one thread
+// while another calls Append (both only use the descriptor, which is
+// constant until destruction); every other pair of calls, and destruction,
+// must be serialized by the caller.
 #pragma once
 
 #include <cstdint>
@@ -26,10 +28,14 @@ class KvLog {
   KvLog(const KvLog&) = delete;
   KvLog& operator=(const KvLog&) = delete;
 
-  // Appends one framed record and fdatasyncs. On error the file may hold a
-  // partial frame; the caller must stop appending.
+  // Writes one framed record at the end, without syncing: the record is
+  // durable only after a later Sync (or a snapshot that holds it). On error
+  // the file may hold a partial frame; the caller must stop appending.
   Status Append(std::span<const uint8_t> payload);
-  // Empties the file (after a snapshot holds everything) and syncs.
+  // fdatasyncs: every record appended before the call is durable on success.
+  Status Sync();
+  // Empties the file (after a snapshot holds everything) and syncs. On error
+  // the file's state is unknown; the caller must stop appending.
   Status Truncate();
   uint64_t size_bytes() const { return size_bytes_; }
 

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -112,7 +113,17 @@ void ApplyMeta(const rapidjson::Value& m, Entry* e) {
 }  // namespace
 
 SnapshotPaths MakeSnapshotPaths(const std::string& dir, const std::string& project_id) {
-  return {dir, dir + "/" + project_id + ".json", dir + "/" + project_id + ".meta.json"};
+  const std::string base = dir + "/" + project_id;
+  return {dir, base + ".json", base + ".meta.json", base + ".json.tmp", base + ".meta.json.tmp"};
+}
+
+Status RemoveSnapshot(const SnapshotPaths& paths) {
+  for (const std::string* path : {&paths.data, &paths.meta, &paths.data_tmp, &paths.meta_tmp}) {
+    std::error_code ec;
+    std::filesystem::remove(*path, ec);
+    if (ec) return Status::IoError("remove " + *path + ": " + ec.message());
+  }
+  return Status::Ok();
 }
 
 Status SyncDir(const std::string& dir) {
@@ -143,11 +154,10 @@ Status WriteSnapshot(const SnapshotPaths& paths, const std::map<std::string, Ent
   mw.EndObject();
   mw.EndObject();
   dw.EndObject();
-  const std::string data_tmp = paths.data + ".tmp", meta_tmp = paths.meta + ".tmp";
-  PS_RETURN_IF_ERROR(WriteFileSynced(meta_tmp, meta));
-  PS_RETURN_IF_ERROR(WriteFileSynced(data_tmp, data));
-  if (std::rename(meta_tmp.c_str(), paths.meta.c_str()) != 0) return Errno("rename meta");
-  if (std::rename(data_tmp.c_str(), paths.data.c_str()) != 0) return Errno("rename data");
+  PS_RETURN_IF_ERROR(WriteFileSynced(paths.meta_tmp, meta));
+  PS_RETURN_IF_ERROR(WriteFileSynced(paths.data_tmp, data));
+  if (std::rename(paths.meta_tmp.c_str(), paths.meta.c_str()) != 0) return Errno("rename meta");
+  if (std::rename(paths.data_tmp.c_str(), paths.data.c_str()) != 0) return Errno("rename data");
   return SyncDir(paths.dir);
 }
 

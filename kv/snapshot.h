@@ -14,8 +14,10 @@ namespace pstorage::kv {
 
 struct SnapshotPaths {
   std::string dir;
-  std::string data;  // {dir}/{id}.json
-  std::string meta;  // {dir}/{id}.meta.json
+  std::string data;      // {dir}/{id}.json
+  std::string meta;      // {dir}/{id}.meta.json
+  std::string data_tmp;  // {dir}/{id}.json.tmp, while WriteSnapshot runs
+  std::string meta_tmp;  // {dir}/{id}.meta.json.tmp
 };
 SnapshotPaths MakeSnapshotPaths(const std::string& dir, const std::string& project_id);
 
@@ -28,6 +30,10 @@ Status WriteSnapshot(const SnapshotPaths& paths, const std::map<std::string, Ent
 // data file without meta gets version 1 and zero times; meta for keys not in
 // the data file is ignored. kCorruption when a file does not parse.
 Status LoadSnapshot(const SnapshotPaths& paths, std::map<std::string, Entry>* entries);
+
+// Removes both files and any temps a failed WriteSnapshot left (absent
+// files are fine), without syncing the directory.
+Status RemoveSnapshot(const SnapshotPaths& paths);
 
 // fsyncs a directory (after creating or renaming files in it).
 Status SyncDir(const std::string& dir);

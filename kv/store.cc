@@ -1,16 +1,9 @@
-// KvStore: the map, its log, and event delivery (contract in kv/kv.h).
-#include <algorithm>
-#include <cassert>
+// KvStore: Open and the public methods (contract in kv/kv.h); the write
+// path is in commit.cc.
 #include <chrono>
-#include <deque>
 #include <filesystem>
-#include <mutex>
 
-#include "kv/kv.h"
-#include "kv/kv_format.h"
-#include "kv/kv_log.h"
-#include "kv/snapshot.h"
-#include "kv/validate.h"
+#include "kv/store_impl.h"
 
 namespace pstorage::kv {
 
@@ -18,19 +11,6 @@ using format::LogOp;
 using format::RecordType;
 
 namespace {
-
-struct Watcher {
-  std::string prefix;
-  std::function<void(const Event&)> callback;
-};
-
-bool Live(const Entry& e, int64_t now_ms) {
-  return e.expires_at_ms == 0 || e.expires_at_ms > now_ms;
-}
-
-bool HasPrefix(const std::string& s, const std::string& prefix) {
-  return s.compare(0, prefix.size(), prefix) == 0;
-}
 
 Event EventFor(const LogOp& op) {
   Event ev;
@@ -44,48 +24,6 @@ Event EventFor(const LogOp& op) {
 }
 
 }  // namespace
-
-struct KvStore::Impl {
-  // Constant after Open.
-  KvOptions options;
-  SnapshotPaths paths;
-
-  // Guarded by mu.
-  mutable std::mutex mu;
-  std::map<std::string, Entry> map;
-  std::unique_ptr<KvLog> log;  // null when !on_disk
-  bool failed = false;         // a log append failed: refuse writes until reopened
-  Stats stats;
-  std::deque<Event> pending;  // committed, not yet delivered, in commit order
-
-  // deliver_mu orders deliveries and guards the watchers. Lock order:
-  // deliver_mu before mu; writers never wait for deliver_mu holding mu.
-  std::mutex deliver_mu;
-  std::map<uint64_t, Watcher> watchers;
-  uint64_t next_watch_id = 1;
-
-  int64_t Now() const { return options.now_ms(); }
-
-  Status ValidateKey(const std::string& key) const {
-    return kv::ValidateKey(key, options.max_key_bytes);
-  }
-
-  // The live entry for key, or null (mu held).
-  const Entry* FindLive(const std::string& key, int64_t now_ms) const {
-    auto it = map.find(key);
-    return it != map.end() && Live(it->second, now_ms) ? &it->second : nullptr;
-  }
-
-  void Apply(const LogOp& op);  // mu held
-  // Appends ops as one record, applies them and queues events (mu held by
-  // lock); then releases mu and delivers every pending event in order.
-  Status Commit(std::unique_lock<std::mutex>& lock, const std::vector<LogOp>& ops,
-                std::vector<Event> events);
-  void Deliver();
-  Status CompactLocked();
-
-  class Stage;
-};
 
 // Stages a group of writes over the live map without changing it: later
 // ops see earlier ones. mu must be held for the Stage's lifetime.
@@ -159,79 +97,6 @@ class KvStore::Impl::Stage {
   std::vector<LogOp> ops_;
 };
 
-void KvStore::Impl::Apply(const LogOp& op) {
-  auto it = map.find(op.entry.key);
-  switch (op.type) {
-    case RecordType::kPut:
-      if (it != map.end()) stats.value_bytes -= it->second.value.size();
-      stats.value_bytes += op.entry.value.size();
-      map[op.entry.key] = op.entry;
-      break;
-    case RecordType::kExpire:
-    case RecordType::kDelete:
-      if (it == map.end()) break;  // replay of a record the snapshot holds
-      stats.value_bytes -= it->second.value.size();
-      map.erase(it);
-      if (op.type == RecordType::kExpire) stats.expirations++;
-      break;
-    case RecordType::kClear:
-      map.clear();
-      stats.value_bytes = 0;
-      break;
-    case RecordType::kTxn:
-      assert(false && "txn ops are flattened by DecodeRecord");
-      break;
-  }
-}
-
-Status KvStore::Impl::Commit(std::unique_lock<std::mutex>& lock, const std::vector<LogOp>& ops,
-                             std::vector<Event> events) {
-  if (ops.empty()) return Status::Ok();
-  if (failed) return Status::IoError("an earlier log append failed; reopen the store");
-  if (log) {
-    std::vector<uint8_t> payload = format::EncodeRecord(ops);
-    if (payload.size() > format::kMaxPayloadBytes) {
-      return Status::InvalidArgument("write too large for one log record");
-    }
-    Status s = log->Append(payload);
-    if (!s.ok()) {
-      failed = true;
-      return s;
-    }
-  }
-  for (const LogOp& op : ops) Apply(op);
-  stats.writes++;
-  pending.insert(pending.end(), std::make_move_iterator(events.begin()),
-                 std::make_move_iterator(events.end()));
-  // A failed compaction leaves the log whole; the next write tries again.
-  if (log && log->size_bytes() >= options.compact_log_bytes) (void)CompactLocked();
-  lock.unlock();
-  Deliver();
-  return Status::Ok();
-}
-
-// Whoever holds deliver_mu drains the queue, so events leave in commit
-// order, and a writer returns only after its own events were delivered.
-void KvStore::Impl::Deliver() {
-  std::lock_guard<std::mutex> deliver(deliver_mu);
-  std::deque<Event> batch;
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    batch.swap(pending);
-  }
-  for (const Event& ev : batch) {
-    for (const auto& [id, w] : watchers) {
-      if (HasPrefix(ev.key, w.prefix)) w.callback(ev);
-    }
-  }
-}
-
-Status KvStore::Impl::CompactLocked() {
-  if (!log) return Status::Ok();
-  PS_RETURN_IF_ERROR(WriteSnapshot(paths, map));
-  return log->Truncate();
-}
-
 Result<std::unique_ptr<KvStore>> KvStore::Open(const KvOptions& options) {
   if (!ValidProjectId(options.project_id)) {
     return Status::InvalidArgument("project id must match [A-Za-z0-9_-]{1,64}");
@@ -249,15 +114,21 @@ Result<std::unique_ptr<KvStore>> KvStore::Open(const KvOptions& options) {
           .count();
     };
   }
+  if (!options.dir.empty()) {  // also in memory: SetOnDisk(true) needs them
+    impl->paths = MakeSnapshotPaths(options.dir, options.project_id);
+    impl->log_path = options.dir + "/" + options.project_id + ".log";
+  }
   if (options.on_disk) {
     std::error_code ec;
     std::filesystem::create_directories(options.dir, ec);
     if (ec) return Status::IoError("create " + options.dir + ": " + ec.message());
-    impl->paths = MakeSnapshotPaths(options.dir, options.project_id);
     PS_RETURN_IF_ERROR(LoadSnapshot(impl->paths, &impl->map));
-    for (const auto& [key, e] : impl->map) impl->stats.value_bytes += e.value.size();
+    for (const auto& [key, e] : impl->map) {
+      impl->stats.key_bytes += key.size();
+      impl->stats.value_bytes += e.value.size();
+    }
     std::vector<std::vector<uint8_t>> payloads;
-    auto log = KvLog::Open(options.dir + "/" + options.project_id + ".log", &payloads);
+    auto log = KvLog::Open(impl->log_path, &payloads);
     if (!log.ok()) return log.status();
     impl->log = std::move(log).value();
     std::vector<LogOp> ops;
@@ -268,6 +139,16 @@ Result<std::unique_ptr<KvStore>> KvStore::Open(const KvOptions& options) {
     impl->stats.expirations = 0;  // counts since Open, not replayed ones
   }
   return std::unique_ptr<KvStore>(new KvStore(std::move(impl)));
+}
+
+Status KvStore::SetOnDisk(bool on_disk) {
+  std::unique_lock<std::mutex> lock(impl_->mu);
+  PS_RETURN_IF_ERROR(impl_->CheckOpen());
+  if (!impl_->failure.ok()) return impl_->FailedError();
+  if (impl_->options.on_disk == on_disk) return Status::Ok();
+  if (impl_->options.dir.empty()) return Status::InvalidArgument("no dir to keep the files in");
+  impl_->WaitForSync(lock);
+  return on_disk ? impl_->MoveToDiskLocked() : impl_->MoveToMemoryLocked();
 }
 
 KvStore::KvStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -283,6 +164,7 @@ Result<Entry> KvStore::Put(const std::string& key, const std::string& value_json
 Result<Entry> KvStore::Get(const std::string& key) const {
   PS_RETURN_IF_ERROR(impl_->ValidateKey(key));
   std::lock_guard<std::mutex> lock(impl_->mu);
+  PS_RETURN_IF_ERROR(impl_->CheckOpen());
   const Entry* e = impl_->FindLive(key, impl_->Now());
   if (e == nullptr) return Status::NotFound("no key " + key);
   return *e;
@@ -291,6 +173,7 @@ Result<Entry> KvStore::Get(const std::string& key) const {
 Status KvStore::Delete(const std::string& key, std::optional<uint64_t> if_version) {
   PS_RETURN_IF_ERROR(impl_->ValidateKey(key));
   std::unique_lock<std::mutex> lock(impl_->mu);
+  PS_RETURN_IF_ERROR(impl_->CheckOpen());
   Impl::Stage stage(*impl_, impl_->Now());
   auto r = stage.Delete(key, if_version);
   if (!r.ok()) return r.status();
@@ -299,6 +182,7 @@ Status KvStore::Delete(const std::string& key, std::optional<uint64_t> if_versio
 
 Status KvStore::DeleteAll() {
   std::unique_lock<std::mutex> lock(impl_->mu);
+  PS_RETURN_IF_ERROR(impl_->CheckOpen());
   if (impl_->map.empty()) return Status::Ok();
   std::vector<Event> events;
   int64_t now = impl_->Now();
@@ -315,6 +199,7 @@ Result<ListPage> KvStore::List(const std::string& prefix, const std::string& cur
   }
   ListPage page;
   std::lock_guard<std::mutex> lock(impl_->mu);
+  PS_RETURN_IF_ERROR(impl_->CheckOpen());
   int64_t now = impl_->Now();
   const auto& map = impl_->map;
   auto it = cursor < prefix ? map.lower_bound(prefix) : map.upper_bound(cursor);
@@ -353,6 +238,7 @@ Result<TxnResult> KvStore::Transact(const Txn& txn) {
     expected[i] = std::move(v).value();
   }
   std::unique_lock<std::mutex> lock(impl_->mu);
+  PS_RETURN_IF_ERROR(impl_->CheckOpen());
   TxnResult result;
   Impl::Stage stage(*impl_, impl_->Now());
   for (size_t i = 0; i < txn.conditions.size(); i++) {
@@ -369,6 +255,14 @@ Result<TxnResult> KvStore::Transact(const Txn& txn) {
   }
   for (size_t i = 0; i < txn.ops.size(); i++) {
     const TxnOp& op = txn.ops[i];
+    if (op.kind == TxnOp::Kind::kDelete && !op.options.if_version && stage.Find(op.key) == nullptr) {
+      // Deleting what is not there changes nothing; conditions say
+      // otherwise when it matters.
+      Entry absent;
+      absent.key = op.key;
+      result.entries.push_back(std::move(absent));
+      continue;
+    }
     auto r = op.kind == TxnOp::Kind::kPut ? stage.Put(op.key, values[i], op.options)
                                           : stage.Delete(op.key, op.options.if_version);
     if (!r.ok()) return r.status();
@@ -398,6 +292,7 @@ std::vector<Result<Entry>> KvStore::GetBatch(const std::vector<std::string>& key
 Result<size_t> KvStore::DeleteBatch(const std::vector<std::string>& keys) {
   for (const std::string& key : keys) PS_RETURN_IF_ERROR(impl_->ValidateKey(key));
   std::unique_lock<std::mutex> lock(impl_->mu);
+  PS_RETURN_IF_ERROR(impl_->CheckOpen());
   Impl::Stage stage(*impl_, impl_->Now());
   size_t deleted = 0;
   for (const std::string& key : keys) deleted += stage.Delete(key, std::nullopt).ok() ? 1 : 0;
@@ -408,6 +303,10 @@ Result<size_t> KvStore::DeleteBatch(const std::vector<std::string>& keys) {
 uint64_t KvStore::Watch(const std::string& prefix, std::function<void(const Event&)> callback) {
   std::lock_guard<std::mutex> deliver(impl_->deliver_mu);
   uint64_t id = impl_->next_watch_id++;
+  if (impl_->closed) {
+    callback(Event{.type = Event::Type::kClosed});
+    return id;
+  }
   impl_->watchers[id] = Watcher{prefix, std::move(callback)};
   return id;
 }
@@ -419,6 +318,7 @@ void KvStore::Unwatch(uint64_t id) {
 
 Result<size_t> KvStore::ExpireNow() {
   std::unique_lock<std::mutex> lock(impl_->mu);
+  PS_RETURN_IF_ERROR(impl_->CheckOpen());
   int64_t now = impl_->Now();
   std::vector<LogOp> ops;
   for (const auto& [key, e] : impl_->map) {
@@ -435,7 +335,11 @@ Result<size_t> KvStore::ExpireNow() {
 }
 
 Status KvStore::Compact() {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  std::unique_lock<std::mutex> lock(impl_->mu);
+  impl_->WaitForSync(lock);
+  PS_RETURN_IF_ERROR(impl_->CheckOpen());
+  // After a failed write the map may hold records that were never synced.
+  if (!impl_->failure.ok()) return impl_->FailedError();
   return impl_->CompactLocked();
 }
 
@@ -443,6 +347,19 @@ Stats KvStore::GetStats() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   Stats s = impl_->stats;
   s.keys = impl_->map.size();
+  return s;
+}
+
+Status KvStore::Drop() {
+  Status s;
+  {
+    std::unique_lock<std::mutex> lock(impl_->mu);
+    impl_->WaitForSync(lock);
+    PS_RETURN_IF_ERROR(impl_->CheckOpen());
+    s = impl_->DropLocked();
+  }
+  std::lock_guard<std::mutex> deliver(impl_->deliver_mu);
+  impl_->CloseWatchersLocked();
   return s;
 }
 

@@ -39,6 +39,7 @@ TEST_F(KvTest, ReopenReplaysTheLog) {
   EXPECT_EQ(store->Get("b").status().code(), Code::kNotFound);
   EXPECT_EQ(store->Get("c")->value, "2");
   EXPECT_EQ(store->GetStats().value_bytes, 4u);
+  EXPECT_EQ(store->GetStats().key_bytes, 2u);
 }
 
 TEST_F(KvTest, CompactionThenReopen) {
@@ -65,6 +66,7 @@ TEST_F(KvTest, CompactionThenReopen) {
   EXPECT_EQ(k6->version, 7u);
   EXPECT_EQ(store->Get("obj")->value, R"({"nested":{"list":[true,null,1.5,"s"]}})");
   EXPECT_EQ(store->GetStats().keys, 7u);
+  EXPECT_EQ(store->GetStats().key_bytes, 6 * 2 + 3u);  // k1..k6 from the snapshot, obj
 }
 
 TEST_F(KvTest, ReplayOverSnapshotIsIdempotent) {
@@ -160,6 +162,44 @@ TEST_F(KvTest, HandWrittenSnapshotWithoutMeta) {
   EXPECT_EQ(x->value, R"({"y":1})");
   EXPECT_EQ(x->version, 1u);
   EXPECT_EQ(store->Put("z", "2")->version, 2u);
+}
+
+}  // namespace
+}  // namespace pstorage::kv::testing
+
+namespace pstorage::kv::testing {
+namespace {
+
+TEST_F(KvTest, SetOnDiskMovesEveryKeyBothWays) {
+  KvOptions mem = Options();
+  mem.on_disk = false;
+  {
+    auto store = OpenStore(mem);
+    ASSERT_OK(store->Put("a", "{\"x\":1}", {.ttl_seconds = 60}).status());
+    ASSERT_OK(store->Put("a", "{\"x\":2}", {.ttl_seconds = 60}).status());
+    ASSERT_OK(store->Put("b", "true").status());
+    EXPECT_FALSE(std::filesystem::exists(Options().dir + "/" + Options().project_id + ".log"));
+    ASSERT_OK(store->SetOnDisk(true));
+    ASSERT_OK(store->Put("c", "3").status());  // logged from now on
+  }
+  {
+    auto store = OpenStore();  // on disk: snapshot + log
+    auto a = store->Get("a");
+    ASSERT_OK(a.status());
+    EXPECT_EQ(a->value, "{\"x\":2}");
+    EXPECT_EQ(a->version, 2u) << "versions and times survive the move";
+    EXPECT_EQ(a->expires_at_ms, 1'000'000 + 60'000);
+    EXPECT_EQ(store->Get("b")->value, "true");
+    EXPECT_EQ(store->Get("c")->value, "3");
+    ASSERT_OK(store->SetOnDisk(false));
+    EXPECT_EQ(store->Get("c")->value, "3") << "memory keeps every key";
+    ASSERT_OK(store->Put("d", "4").status());
+  }
+  for (const char* ext : {".log", ".json", ".meta.json"}) {
+    EXPECT_FALSE(std::filesystem::exists(Options().dir + "/" + Options().project_id + ext)) << ext;
+  }
+  auto store = OpenStore();
+  EXPECT_EQ(store->GetStats().keys, 0u) << "nothing on disk after moving to memory";
 }
 
 }  // namespace

@@ -28,8 +28,23 @@ TEST_F(KvTest, PutGetVersionsAndTimes) {
   EXPECT_EQ(store->Get("b").status().code(), Code::kNotFound);
   Stats s = store->GetStats();
   EXPECT_EQ(s.keys, 1u);
+  EXPECT_EQ(s.key_bytes, 1u);
   EXPECT_EQ(s.value_bytes, 1u);
   EXPECT_EQ(s.writes, 2u);
+  EXPECT_EQ(s.syncs, 2u);  // one writer at a time: one sync each
+}
+
+TEST_F(KvTest, StatsKeyBytesFollowPutsDeletesAndClear) {
+  auto store = OpenStore(Options(/*on_disk=*/false));
+  ASSERT_OK(store->PutBatch({{"ab", "1"}, {"cde", "2"}}).status());
+  EXPECT_EQ(store->GetStats().key_bytes, 5u);
+  ASSERT_OK(store->Put("ab", "3").status());  // an update adds no key bytes
+  EXPECT_EQ(store->GetStats().key_bytes, 5u);
+  ASSERT_OK(store->Delete("cde"));
+  EXPECT_EQ(store->GetStats().key_bytes, 2u);
+  ASSERT_OK(store->DeleteAll());
+  EXPECT_EQ(store->GetStats().key_bytes, 0u);
+  EXPECT_EQ(store->GetStats().syncs, 0u);  // memory only
 }
 
 TEST_F(KvTest, ConditionalPutAndDelete) {
@@ -168,11 +183,20 @@ TEST_F(KvTest, TransactionIsAllOrNothing) {
   EXPECT_FALSE(r->succeeded);
   EXPECT_EQ(r->failed_condition, 1u);
   EXPECT_EQ(store->Get("acct/a")->value, "100");
-  // An op failing (delete of a missing key) also changes nothing.
+  // An op failing (a delete whose if_version no longer holds) also changes
+  // nothing.
   Txn op_fails;
-  op_fails.ops = {{TxnOp::Kind::kPut, "acct/a", "1"}, {TxnOp::Kind::kDelete, "missing"}};
-  EXPECT_EQ(store->Transact(op_fails).status().code(), Code::kNotFound);
+  op_fails.ops = {{TxnOp::Kind::kPut, "acct/a", "1"},
+                  {TxnOp::Kind::kDelete, "acct/b", "", {.if_version = 7}}};
+  EXPECT_EQ(store->Transact(op_fails).status().code(), Code::kFailedPrecondition);
   EXPECT_EQ(store->Get("acct/a")->version, 1u);
+  // A plain delete of an absent key is a no-op, reported with version 0.
+  Txn absent;
+  absent.ops = {{TxnOp::Kind::kDelete, "missing"}};
+  auto none = store->Transact(absent);
+  ASSERT_OK(none.status());
+  EXPECT_TRUE(none->succeeded);
+  EXPECT_EQ(none->entries.at(0).version, 0u);
   Txn good = bad;
   good.conditions[1].value_json = "0";
   good.conditions.push_back({Condition::Kind::kNotExists, "acct/c"});
@@ -184,7 +208,7 @@ TEST_F(KvTest, TransactionIsAllOrNothing) {
   EXPECT_EQ(store->Get("acct/a")->value, "90");
   EXPECT_EQ(store->Get("acct/b")->version, 2u);
   EXPECT_EQ(store->Get("acct/c").status().code(), Code::kNotFound);
-  EXPECT_EQ(store->GetStats().writes, 3u);  // two puts + one transaction record
+  EXPECT_EQ(store->GetStats().writes, 3u);  // two puts + one transaction record (the no-op writes none)
 }
 
 TEST_F(KvTest, Batches) {
