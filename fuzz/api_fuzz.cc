@@ -59,9 +59,11 @@
 
 #include "api/config.h"
 #include "api/server/http_types.h"
+#include "api/server/projects.h"
 #include "api/server/router.h"
 #include "api/server/services.h"
 #include "api/server/stats.h"
+#include "api/server/watch.h"
 #include "engine/engine.h"
 #include "engine/memory_env.h"
 #include "flash_sim/flash.h"
@@ -73,6 +75,7 @@ constexpr int kKnownStatuses[] = {200, 201, 204, 206, 400, 404, 405, 409, 413, 4
 constexpr const char* kMethods[] = {"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS",
                                     "get"};
 constexpr const char* kRequestId = "fuzz-request-1";
+constexpr const char* kProjectId = "fz";
 constexpr uint64_t kFlashBytes = 32ull << 20;
 constexpr uint64_t kFixtureVolumeBytes = 4ull << 20;
 constexpr uint64_t kFixtureMaxBytes = 64ull << 20;      // rebuilt when grown past this
@@ -108,6 +111,8 @@ struct Fixture {
   ServerConfig config;
   std::unique_ptr<Router> router;
   std::unique_ptr<RequestStats> stats;
+  std::unique_ptr<ProjectRegistry> projects;
+  std::unique_ptr<WatchHub> watches;
   std::unique_ptr<Services> services;
   std::string volumes[2];
   std::string snapshot;
@@ -212,8 +217,23 @@ Fixture* NewFixture() {
   f->config.rate_limit.enabled = false;
   f->router = std::make_unique<Router>(AllRoutes());
   f->stats = std::make_unique<RequestStats>(f->router->routes().size());
+  // One memory-only project for the KV routes; the expiry thread sleeps for
+  // the whole run so that runs stay deterministic.
+  ProjectConfig project;
+  project.id = kProjectId;
+  project.on_disk = false;
+  project.auth.enabled = false;
+  f->config.projects.push_back(project);
+  f->config.kv.expiry_interval_ms = 3600000;
+  f->config.kv.max_value_bytes = 16u << 10;
+  Result<std::unique_ptr<ProjectRegistry>> projects = ProjectRegistry::Open(f->config);
+  DieIf(projects.status(), "open projects");
+  f->projects = std::move(*projects);
+  f->watches = std::make_unique<WatchHub>();
   f->services = std::make_unique<Services>(*f->engine, f->config, *f->stats);
   f->services->router = f->router.get();
+  f->services->projects = f->projects.get();
+  f->services->watches = f->watches.get();
   f->services->started_ms = NowMs();
   auto env_flag = [](const char* name) {
     const char* v = std::getenv(name);
@@ -293,6 +313,13 @@ Decoded Decode(Fixture& f, const uint8_t* data, size_t size) {
   }
   ReplaceAll(&req.path, "{volume_id}", volume);
   ReplaceAll(&req.path, "{snapshot_id}", snapshot);
+  if (req.path.find("{project_id}") != std::string::npos) {
+    ReplaceAll(&req.path, "{project_id}", (flags2 & 2) ? fuzz_id(in.Str()) : kProjectId);
+  }
+  if (req.path.find("{key*}") != std::string::npos) {
+    std::string key = in.Str();
+    ReplaceAll(&req.path, "{key*}", key.empty() ? "k" : fuzz_id(key));
+  }
   switch ((flags >> 4) & 3) {
     case 0: req.content_type = "application/json"; break;
     case 1: break;
@@ -315,8 +342,15 @@ Reply Dispatch(Fixture& f, Request& req, int* route_index) {
   RouteMatch m = f.router->Match(req.method, req.path);
   *route_index = m.index;
   if (m.index < 0) return NoRouteReply(m, req);
+  const Route& route = f.router->routes()[static_cast<size_t>(m.index)];
+  // Watch streams outlive the request; they are tested over HTTP instead.
+  if (route.pattern.find("/watch") != std::string::npos) return NoRouteReply(RouteMatch{}, req);
   req.params = std::move(m.params);
-  return f.router->routes()[static_cast<size_t>(m.index)].handler(*f.services, req);
+  // As Authorize does: the path's project, or the caller's (here always
+  // the one project) on the /v1 routes.
+  auto pid = req.params.find("project_id");
+  req.project_id = pid != req.params.end() ? pid->second : kProjectId;
+  return route.handler(*f.services, req);
 }
 
 std::string Printable(std::string_view s, size_t max_bytes = 512) {

@@ -17,6 +17,7 @@ std::string_view ReasonPhrase(int s) {
     case 408: return "Request Timeout";
     case 409: return "Conflict";
     case 411: return "Length Required";
+    case 412: return "Precondition Failed";
     case 413: return "Payload Too Large";
     case 415: return "Unsupported Media Type";
     case 416: return "Range Not Satisfiable";
@@ -107,8 +108,11 @@ Reply ErrorReply(int http_status, std::string_view code, std::string_view detail
   w.StartObject();
   KV(w, "error", ReasonPhrase(http_status));
   KV(w, "code", code);
-  KV(w, "detail", ValidUtf8(detail));
+  const std::string text = ValidUtf8(detail);
+  KV(w, "detail", text);
+  KV(w, "details", text);
   KV(w, "request_id", request_id);
+  KV(w, "trace_id", request_id);
   KV(w, "timestamp", IsoTime(NowMs()));
   w.EndObject();
   Reply r;

@@ -41,13 +41,13 @@ int NestingDepth(std::string_view s, int limit) {
 
 }  // namespace
 
-Status ParseJsonObject(std::string_view body, rapidjson::Document* doc) {
+Status ParseJsonObject(std::string_view body, rapidjson::Document* doc, int max_depth) {
   if (body.empty()) {
     return Status::InvalidArgument("request body is empty; expected a JSON object");
   }
-  if (NestingDepth(body, kMaxJsonDepth) > kMaxJsonDepth) {
+  if (NestingDepth(body, max_depth) > max_depth) {
     return Status::InvalidArgument("request body nests deeper than " +
-                                   std::to_string(kMaxJsonDepth) + " levels");
+                                   std::to_string(max_depth) + " levels");
   }
   constexpr unsigned kFlags = rapidjson::kParseValidateEncodingFlag;
   doc->Parse<kFlags>(body.data(), body.size());
@@ -173,6 +173,16 @@ std::optional<std::map<std::string, std::string>> FieldReader::Tags(std::string_
     return std::nullopt;
   }
   return tags;
+}
+
+std::optional<bool> FieldReader::Bool(std::string_view name) {
+  const rapidjson::Value* v = Find(name);
+  if (v == nullptr) return std::nullopt;
+  if (!v->IsBool()) {
+    Fail("field '" + std::string(name) + "' must be true or false");
+    return std::nullopt;
+  }
+  return v->GetBool();
 }
 
 void KV(JsonWriter& w, std::string_view k, double v) {

@@ -27,7 +27,8 @@ constexpr int kMaxJsonDepth = 16;
 
 // kInvalidArgument with a message a person can act on ("request body is not
 // valid JSON at offset 12: Missing a colon after a name of object member.").
-Status ParseJsonObject(std::string_view body, rapidjson::Document* doc);
+Status ParseJsonObject(std::string_view body, rapidjson::Document* doc,
+                       int max_depth = kMaxJsonDepth);
 
 // Reads the fields of one JSON object. Every getter returns the first error
 // seen so far by all calls; check status() once at the end.
@@ -46,6 +47,9 @@ class FieldReader {
   std::optional<uint64_t> Uint64(std::string_view name, bool required);
   std::optional<double> Number(std::string_view name, bool required);
   std::optional<std::map<std::string, std::string>> Tags(std::string_view name);
+  std::optional<bool> Bool(std::string_view name);
+  // The field's value of any type; null when absent.
+  const rapidjson::Value* Raw(std::string_view name) const { return Find(name); }
 
  private:
   const rapidjson::Value* Find(std::string_view name) const;

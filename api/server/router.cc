@@ -90,12 +90,21 @@ RouteMatch Router::Match(std::string_view method, std::string_view path) const {
   std::vector<std::string> parts = Split(path);
   for (size_t r = 0; r < routes_.size(); r++) {
     const std::vector<std::string>& segs = segments_[r];
-    if (segs.size() != parts.size()) continue;
+    const bool rest = !segs.empty() && segs.back().size() > 3 &&
+                      segs.back().compare(segs.back().size() - 2, 2, "*}") == 0;
+    if (rest ? parts.size() < segs.size() : segs.size() != parts.size()) continue;
     std::map<std::string, std::string> params;
     bool ok = true;
     for (size_t i = 0; i < segs.size() && ok; i++) {
       const std::string& s = segs[i];
-      if (s.size() > 2 && s.front() == '{' && s.back() == '}') {
+      if (rest && i + 1 == segs.size()) {
+        // {name*}: the rest of the path, slashes included, decoded.
+        std::string joined = parts[i];
+        for (size_t j = i + 1; j < parts.size(); j++) joined += "/" + parts[j];
+        std::string value;
+        ok = PercentDecode(joined, &value, false) && !value.empty();
+        params[s.substr(1, s.size() - 3)] = std::move(value);
+      } else if (s.size() > 2 && s.front() == '{' && s.back() == '}') {
         std::string value;
         ok = PercentDecode(parts[i], &value, false) && !value.empty();
         params[s.substr(1, s.size() - 2)] = std::move(value);
@@ -137,6 +146,8 @@ std::vector<Route> AllRoutes() {
   AddVolumeRoutes(&routes);
   AddDataRoutes(&routes);
   AddSnapshotRoutes(&routes);
+  AddProjectRoutes(&routes);
+  AddKvRoutes(&routes);
   return routes;
 }
 

@@ -16,11 +16,21 @@ namespace pstorage::api {
 struct Services;
 using HandlerFn = Reply (*)(Services&, const Request&);
 
+// Who may call a route (server.cc enforces it before the handler runs).
+enum class Access {
+  kOpen,     // anyone (/health, /metrics, /openapi.json)
+  kAdmin,    // the admin key
+  kProject,  // the admin key or the key of the project named by {project_id};
+             // anyone when that project's authentication is disabled
+  kKeyed,    // seed-000 routes (/v1/...): any valid key; the project is the
+             // key's own, or the default project for the admin key
+};
+
 struct Route {
   std::string method;
-  std::string pattern;  // segments are literals or {name}
+  std::string pattern;  // segments are literals, {name}, or a final {name*} (the rest of the path)
   HandlerFn handler = nullptr;
-  bool needs_auth = true;
+  Access access = Access::kAdmin;
 };
 
 struct RouteMatch {
@@ -52,6 +62,8 @@ void AddSnapshotRoutes(std::vector<Route>* routes);
 void AddSystemRoutes(std::vector<Route>* routes);
 void AddMetricsRoutes(std::vector<Route>* routes);
 void AddClusterRoutes(std::vector<Route>* routes);
+void AddProjectRoutes(std::vector<Route>* routes);
+void AddKvRoutes(std::vector<Route>* routes);
 
 // Percent-decodes; false on a malformed escape. '+' is a space in query
 // strings only.

@@ -70,9 +70,9 @@ Reply OpenApi(Services&, const Request&) {
 }  // namespace
 
 void AddSystemRoutes(std::vector<Route>* r) {
-  r->push_back({"GET", "/health", Health, false});
-  r->push_back({"GET", "/metrics", Prometheus, false});
-  r->push_back({"GET", "/openapi.json", OpenApi, false});
+  r->push_back({"GET", "/health", Health, Access::kOpen});
+  r->push_back({"GET", "/metrics", Prometheus, Access::kOpen});
+  r->push_back({"GET", "/openapi.json", OpenApi, Access::kOpen});
   r->push_back({"GET", "/api/v1/arrays", Arrays});
 }
 

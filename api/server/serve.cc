@@ -10,6 +10,7 @@
 
 #include "api/config.h"
 #include "api/server/log.h"
+#include "api/server/projects.h"
 #include "api/server/server.h"
 #include "engine/engine.h"
 
@@ -64,6 +65,12 @@ int RunServe(int argc, char** argv) {
     Log(LogLevel::kWarn, "generated the admin API key (printed once on stdout; only its hash is "
                          "kept in " + cfg.path + ")");
   }
+  for (const auto& [project, key] : loaded->generated_project_keys) {
+    std::printf("project %s api key: %s\n", project.c_str(), key.c_str());
+    std::fflush(stdout);
+    Log(LogLevel::kWarn, "generated the API key of project " + project +
+                             " (printed once on stdout; only its hash is kept)");
+  }
   if (!cfg.auth.enabled) {
     Log(LogLevel::kWarn, "authentication is disabled: anyone who can reach the port has full "
                          "control");
@@ -92,7 +99,14 @@ int RunServe(int argc, char** argv) {
                               engine.status().ToString());
     return 1;
   }
-  Result<std::unique_ptr<HttpServer>> server = HttpServer::Start(**engine, cfg);
+  Log(LogLevel::kInfo, "opening " + std::to_string(cfg.projects.size()) + " KV project(s) in " +
+                           cfg.persistent_file_path);
+  Result<std::unique_ptr<ProjectRegistry>> projects = ProjectRegistry::Open(cfg);
+  if (!projects.ok()) {
+    Log(LogLevel::kError, "cannot open the KV projects: " + projects.status().ToString());
+    return 1;
+  }
+  Result<std::unique_ptr<HttpServer>> server = HttpServer::Start(**engine, **projects, cfg);
   if (!server.ok()) {
     Log(LogLevel::kError, server.status().ToString());
     return 1;
@@ -108,6 +122,8 @@ int RunServe(int argc, char** argv) {
                            ": draining requests");
   (*server)->Shutdown(std::chrono::seconds(30));
   server->reset();
+  (*projects)->Shutdown();
+  projects->reset();
   Status st = (*engine)->Checkpoint();
   if (!st.ok()) Log(LogLevel::kError, "final checkpoint failed: " + st.ToString());
   engine->reset();

@@ -14,9 +14,11 @@
 #include "api/auth.h"
 #include "api/rate_limit.h"
 #include "api/server/log.h"
+#include "api/server/projects.h"
 #include "api/server/router.h"
 #include "api/server/services.h"
 #include "api/server/stats.h"
+#include "api/server/watch.h"
 
 namespace pstorage::api {
 
@@ -81,18 +83,83 @@ std::string PresentedKey(const Http::Request& req) {
   return "";
 }
 
+// The sink of a streamed reply: chunks framed by hand and queued with
+// Tcp::Peer::send, which is safe from any thread (ResponseStream::flush is
+// not: from a thread other than the handler's it can abort the process).
+class PeerSink : public StreamSink, public std::enable_shared_from_this<PeerSink> {
+ public:
+  static constexpr int64_t kMaxBehindBytes = 4 << 20;
+
+  explicit PeerSink(std::weak_ptr<Pistache::Tcp::Peer> peer) : peer_(std::move(peer)) {}
+
+  bool Send(std::string_view bytes) override {
+    if (closed_.load() || bytes.empty()) return !closed_.load();
+    if (behind_.load() > kMaxBehindBytes) {
+      // The client does not read: drop it rather than buffer without end.
+      Close();
+      return false;
+    }
+    char size[24];
+    const int n = std::snprintf(size, sizeof(size), "%zx\r\n", bytes.size());
+    std::string chunk;
+    chunk.reserve(static_cast<size_t>(n) + bytes.size() + 2);
+    chunk.append(size, static_cast<size_t>(n)).append(bytes).append("\r\n");
+    return Write(std::move(chunk));
+  }
+
+  void Close() override {
+    if (closed_.exchange(true)) return;
+    Write("0\r\n\r\n", /*final=*/true);
+  }
+
+  bool closed() const override { return closed_.load(); }
+
+ private:
+  bool Write(std::string chunk, bool final = false) {
+    std::shared_ptr<Pistache::Tcp::Peer> peer = peer_.lock();
+    if (!peer) {
+      closed_.store(true);
+      return false;
+    }
+    const auto len = static_cast<int64_t>(chunk.size());
+    behind_.fetch_add(len);
+    std::weak_ptr<PeerSink> self = weak_from_this();
+    try {
+      peer->send(Pistache::RawBuffer(std::move(chunk), static_cast<size_t>(len)))
+          .then(
+              [self, len](ssize_t) {
+                if (auto s = self.lock()) s->behind_.fetch_sub(len);
+              },
+              [self](std::exception_ptr&) {
+                if (auto s = self.lock()) s->closed_.store(true);
+              });
+    } catch (const std::exception&) {
+      closed_.store(true);
+      return false;
+    }
+    return final || !closed_.load();
+  }
+
+  std::weak_ptr<Pistache::Tcp::Peer> peer_;
+  std::atomic<bool> closed_{false};
+  std::atomic<int64_t> behind_{0};  // bytes queued, not yet written
+};
+
 }  // namespace
 
 class HttpServer::Impl {
  public:
-  Impl(engine::Engine& engine, const ServerConfig& config)
+  Impl(engine::Engine& engine, ProjectRegistry& projects, const ServerConfig& config)
       : config_(config),
         router_(AllRoutes()),
         stats_(router_.routes().size()),
         services_(engine, config_, stats_),
+        projects_(projects),
         limiter_(config.rate_limit.requests_per_second, config.rate_limit.burst) {
     services_.router = &router_;
     services_.started_ms = NowMs();
+    services_.projects = &projects_;
+    services_.watches = &watches_;
   }
 
   Status Listen();
@@ -103,11 +170,17 @@ class HttpServer::Impl {
  private:
   Reply Dispatch(Request& req, const Http::Request& raw, std::string* client_key,
                  int* route_index, RateLimitDecision* limit);
+  // Applies the route's access rule; sets req->project_id for KV routes.
+  // Returns the refusal, or nullopt when the request may proceed.
+  std::optional<Reply> Authorize(const Route& route, Request* req, const Http::Request& raw,
+                                 std::string* client_key);
 
   const ServerConfig config_;
   Router router_;
   RequestStats stats_;
   Services services_;
+  ProjectRegistry& projects_;
+  WatchHub watches_;
   RateLimiter limiter_;
   std::unique_ptr<Http::Endpoint> endpoint_;
   uint16_t port_ = 0;
@@ -187,23 +260,8 @@ Reply HttpServer::Impl::Dispatch(Request& req, const Http::Request& raw, std::st
   *route_index = m.index;
   if (m.index < 0) return NoRouteReply(m, req);
   const Route& route = router_.routes()[static_cast<size_t>(m.index)];
-  std::string presented = PresentedKey(raw);
-  if (route.needs_auth && config_.auth.enabled) {
-    if (presented.empty()) {
-      Reply r = ErrorReply(401, "UNAUTHORIZED",
-                           "missing API key: send it as 'X-API-Key: <key>' or "
-                           "'Authorization: Bearer <key>'",
-                           req.request_id);
-      r.headers.emplace_back("WWW-Authenticate", "Bearer");
-      return r;
-    }
-    if (!VerifyApiKey(presented, config_.auth.api_key_hash)) {
-      Reply r = ErrorReply(401, "UNAUTHORIZED", "invalid API key", req.request_id);
-      r.headers.emplace_back("WWW-Authenticate", "Bearer error=\"invalid_token\"");
-      return r;
-    }
-    *client_key = "key:" + config_.auth.api_key_hash;
-  }
+  req.params = std::move(m.params);
+  if (std::optional<Reply> refused = Authorize(route, &req, raw, client_key)) return *refused;
   if (config_.rate_limit.enabled) {
     *limit = limiter_.Take(*client_key);
     if (!limit->allowed) {
@@ -216,9 +274,103 @@ Reply HttpServer::Impl::Dispatch(Request& req, const Http::Request& raw, std::st
       return r;
     }
   }
-  req.params = std::move(m.params);
   return route.handler(services_, req);
 }
+
+namespace {
+
+Reply Unauthorized(const Request& req, bool key_presented) {
+  if (!key_presented) {
+    Reply r = ErrorReply(401, "UNAUTHORIZED",
+                         "missing API key: send it as 'X-API-Key: <key>' or "
+                         "'Authorization: Bearer <key>'",
+                         req.request_id);
+    r.headers.emplace_back("WWW-Authenticate", "Bearer");
+    return r;
+  }
+  Reply r = ErrorReply(401, "UNAUTHORIZED", "invalid API key", req.request_id);
+  r.headers.emplace_back("WWW-Authenticate", "Bearer error=\"invalid_token\"");
+  return r;
+}
+
+Reply Forbidden(const Request& req, std::string_view detail) {
+  return ErrorReply(403, "FORBIDDEN", detail, req.request_id);
+}
+
+}  // namespace
+
+std::optional<Reply> HttpServer::Impl::Authorize(const Route& route, Request* req,
+                                                 const Http::Request& raw,
+                                                 std::string* client_key) {
+  if (route.access == Access::kOpen) return std::nullopt;
+  const std::string presented = PresentedKey(raw);
+  const Caller caller = projects_.Identify(presented);
+  if (!caller.rate_key.empty()) *client_key = caller.rate_key;
+  // With authentication off (default.authentication.enabled: false) every
+  // caller acts as the admin.
+  const bool admin = !config_.auth.enabled || caller.kind == Caller::Kind::kAdmin;
+  const bool invalid = caller.kind == Caller::Kind::kNone || caller.kind == Caller::Kind::kInvalid;
+  switch (route.access) {
+    case Access::kOpen:
+      return std::nullopt;
+    case Access::kAdmin:
+      if (admin) return std::nullopt;
+      if (invalid) return Unauthorized(*req, !presented.empty());
+      return Forbidden(*req, "this key belongs to project " + caller.project_id +
+                                 "; this endpoint needs the admin key");
+    case Access::kProject: {
+      const std::string& id = req->params["project_id"];
+      req->project_id = id;
+      if (admin || (caller.kind == Caller::Kind::kProject && caller.project_id == id)) {
+        return std::nullopt;
+      }
+      Result<ProjectConfig> project = projects_.Get(id);
+      if (project.ok() && !project->auth.enabled) return std::nullopt;
+      if (invalid) return Unauthorized(*req, !presented.empty());
+      return Forbidden(*req, "this key belongs to project " + caller.project_id +
+                                 ", not to project " + ValidUtf8(id));
+    }
+    case Access::kKeyed: {
+      if (caller.kind == Caller::Kind::kProject) {
+        req->project_id = caller.project_id;
+        return std::nullopt;
+      }
+      if (!admin) return Unauthorized(*req, !presented.empty());
+      Result<std::string> id = projects_.DefaultProject();
+      if (!id.ok()) return StatusReply(id.status(), req->request_id);
+      req->project_id = *id;
+      return std::nullopt;
+    }
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+// Sends the status, headers and first bytes of a streamed reply from the
+// handler's thread (the one place ResponseStream::flush is safe), then hands
+// the connection to the stream's owner.
+void StartStream(const Reply& reply, Http::ResponseWriter& response) {
+  std::weak_ptr<Pistache::Tcp::Peer> peer;
+  try {
+    peer = response.peer();
+    Http::ResponseStream stream = response.stream(static_cast<Http::Code>(reply.status));
+    if (!reply.stream->first.empty()) {
+      stream.write(reply.stream->first.data(),
+                   static_cast<std::streamsize>(reply.stream->first.size()));
+    }
+    stream.flush();
+  } catch (const std::exception& e) {
+    Log(LogLevel::kDebug, std::string("stream not started: ") + e.what());
+    auto sink = std::make_shared<PeerSink>(std::weak_ptr<Pistache::Tcp::Peer>());
+    sink->Close();
+    reply.stream->start(sink);
+    return;
+  }
+  reply.stream->start(std::make_shared<PeerSink>(peer));
+}
+
+}  // namespace
 
 void HttpServer::Impl::Handle(const Http::Request& raw, Http::ResponseWriter response) {
   auto t0 = std::chrono::steady_clock::now();
@@ -246,6 +398,8 @@ void HttpServer::Impl::Handle(const Http::Request& raw, Http::ResponseWriter res
   req.body = raw.body();
   req.content_type = MediaType(raw);
   req.range = RawHeader(raw, "Range");
+  req.if_match = RawHeader(raw, "If-Match");
+  req.if_none_match = RawHeader(raw, "If-None-Match");
   try {
     if (!query_ok) {
       reply = ErrorReply(400, "INVALID_ARGUMENT", "malformed percent-escape in the query string",
@@ -280,8 +434,14 @@ void HttpServer::Impl::Handle(const Http::Request& raw, Http::ResponseWriter res
   if (!reply.content_type.empty()) {
     response.setMime(Http::Mime::MediaType::fromString(reply.content_type));
   }
+  // HEAD: the status and headers of the GET, no body.
+  if (req.method == "HEAD") reply.body.clear();
   size_t body_bytes = reply.body.size();
-  response.send(static_cast<Http::Code>(reply.status), reply.body);
+  if (reply.stream != nullptr) {
+    StartStream(reply, response);
+  } else {
+    response.send(static_cast<Http::Code>(reply.status), reply.body);
+  }
 
   double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -298,6 +458,7 @@ void HttpServer::Impl::Handle(const Http::Request& raw, Http::ResponseWriter res
 
 void HttpServer::Impl::Shutdown(std::chrono::milliseconds drain) {
   services_.shutting_down.store(true);
+  watches_.Shutdown();
   {
     std::unique_lock<std::mutex> l(mu_);
     if (!idle_.wait_for(l, drain, [&] { return in_flight_ == 0; })) {
@@ -312,8 +473,9 @@ HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 HttpServer::~HttpServer() { impl_->Shutdown(std::chrono::milliseconds(0)); }
 
 Result<std::unique_ptr<HttpServer>> HttpServer::Start(engine::Engine& engine,
+                                                      ProjectRegistry& projects,
                                                       const ServerConfig& config) {
-  auto impl = std::make_unique<Impl>(engine, config);
+  auto impl = std::make_unique<Impl>(engine, projects, config);
   PS_RETURN_IF_ERROR(impl->Listen());
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }

@@ -17,19 +17,24 @@
 
 namespace pstorage::api {
 
+class ProjectRegistry;
+
 class HttpServer {
  public:
   // Binds config.bind_address:config.server_port (0 picks a free port) and
-  // starts serving. The engine is borrowed and must outlive the server.
+  // starts serving. The engine and the projects are borrowed and must
+  // outlive the server.
   static Result<std::unique_ptr<HttpServer>> Start(engine::Engine& engine,
+                                                   ProjectRegistry& projects,
                                                    const ServerConfig& config);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
   uint16_t port() const;
-  // New requests get 503 from now on; waits up to `drain` for the requests
-  // in flight, then stops the listener and its threads.
+  // New requests get 503 from now on; watch streams end; waits up to
+  // `drain` for the requests in flight, then stops the listener and its
+  // threads.
   void Shutdown(std::chrono::milliseconds drain);
 
   class Impl;

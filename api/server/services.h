@@ -17,8 +17,10 @@
 
 namespace pstorage::api {
 
+class ProjectRegistry;
 class RequestStats;
 class Router;
+class WatchHub;
 
 inline constexpr const char* kVersion = "0.1.0";
 inline constexpr const char* kNodeId = "node-1";
@@ -28,6 +30,8 @@ struct Services {
   const ServerConfig& config;
   RequestStats& stats;
   const Router* router = nullptr;
+  ProjectRegistry* projects = nullptr;  // null when the server runs without KV
+  WatchHub* watches = nullptr;
   int64_t started_ms = 0;
   std::atomic<bool> shutting_down{false};
 

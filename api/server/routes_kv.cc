@@ -1,0 +1,719 @@
+// Keys and values of a project: seed 000's KVStore semantics (versions, TTL,
+// metadata, conditional writes, batches, transactions, watch streams) on
+// seed 002's paths (/api/v1/projects/{project_id}/...), and seed 000's own
+// paths (/v1/...) acting on the project of the caller's key.
+//
+// The project is resolved before the handler runs (server.cc, Authorize)
+// into Request::project_id.
+#include <algorithm>
+
+#include "api/server/base64.h"
+#include "api/server/projects.h"
+#include "api/server/router.h"
+#include "api/server/services.h"
+#include "api/server/watch.h"
+
+namespace pstorage::api {
+
+namespace {
+
+// Request bodies hold a value nested up to kv::kMaxJsonDepth inside
+// {"operations": [{"value": ...}]}.
+constexpr int kMaxKvBodyDepth = kv::kMaxJsonDepth + 4;
+
+bool SeedPath(const Request& req) { return req.path.rfind("/v1/", 0) == 0; }
+
+Result<std::shared_ptr<kv::KvStore>> StoreFor(Services& s, const Request& req) {
+  return s.projects->Store(req.project_id);
+}
+
+Reply KvError(const Request& req, int status, std::string_view code, std::string_view detail) {
+  return ErrorReply(status, code, detail, req.request_id);
+}
+
+Status ParseKvBody(const Request& req, rapidjson::Document* doc) {
+  if (!req.body.empty() && !req.content_type.empty() && req.content_type != "application/json") {
+    return Status::InvalidArgument("Content-Type must be application/json, not " +
+                                   req.content_type);
+  }
+  return ParseJsonObject(req.body, doc, kMaxKvBodyDepth);
+}
+
+std::string CompactJson(const rapidjson::Value& v) {
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  v.Accept(w);
+  return std::string(sb.GetString(), sb.GetSize());
+}
+
+// The key from the path ({key*}): 400 for what the store refuses.
+std::string PathKey(const Request& req) { return req.params.at("key"); }
+
+bool QueryBool(const Request& req, const std::string& name, bool dflt, Status* st) {
+  auto it = req.query.find(name);
+  if (it == req.query.end()) return dflt;
+  if (it->second == "true" || it->second == "1" || it->second.empty()) return true;
+  if (it->second == "false" || it->second == "0") return false;
+  *st = Status::InvalidArgument("query parameter '" + name + "' must be true or false");
+  return dflt;
+}
+
+void WriteMetadata(JsonWriter& w, const kv::Entry& e) {
+  Key(w, "metadata");
+  w.StartObject();
+  KV(w, "created_at", IsoTime(e.created_at_ms));
+  KV(w, "updated_at", IsoTime(e.updated_at_ms));
+  if (e.expires_at_ms != 0) KV(w, "expires_at", IsoTime(e.expires_at_ms));
+  KV(w, "version", e.version);
+  if (!e.tags.empty()) {
+    Key(w, "tags");
+    WriteTags(w, e.tags);
+  }
+  w.EndObject();
+}
+
+void WriteValue(JsonWriter& w, const std::string& json) {
+  Key(w, "value");
+  w.RawValue(json.data(), json.size(), rapidjson::kObjectType);
+}
+
+std::string Etag(uint64_t version) { return "\"" + std::to_string(version) + "\""; }
+
+// The fields of one put: {"value": ..., "ttl_seconds": N, "metadata": {...}}
+// (plus "key" in batches and transactions).
+struct PutFields {
+  std::string key;
+  std::string value_json;
+  kv::PutOptions options;
+};
+
+Status ReadPut(const rapidjson::Value& obj, const KvConfig& limits, bool with_key,
+               std::initializer_list<std::string_view> allowed, PutFields* out,
+               bool* too_large) {
+  FieldReader f(obj, allowed);
+  if (with_key) {
+    std::optional<std::string> k = f.String("key", true, limits.max_key_bytes + 1);
+    if (k) out->key = *k;
+  }
+  const rapidjson::Value* value = f.Raw("value");
+  if (value == nullptr && f.status().ok()) {
+    return Status::InvalidArgument("missing required field 'value' (any JSON value)");
+  }
+  if (f.Has("ttl_seconds") && !f.IsNull("ttl_seconds")) {
+    const rapidjson::Value* t = f.Raw("ttl_seconds");
+    if (!t->IsInt64() || t->GetInt64() < 1 || t->GetInt64() > kv::kMaxTtlSeconds) {
+      return Status::InvalidArgument("field 'ttl_seconds' must be an integer from 1 to " +
+                                     std::to_string(kv::kMaxTtlSeconds));
+    }
+    out->options.ttl_seconds = t->GetInt64();
+  }
+  if (std::optional<std::map<std::string, std::string>> tags = f.Tags("metadata")) {
+    out->options.tags = std::move(*tags);
+  }
+  PS_RETURN_IF_ERROR(f.status());
+  out->value_json = CompactJson(*value);
+  if (out->value_json.size() > limits.max_value_bytes) {
+    *too_large = true;
+    return Status::InvalidArgument("value is " + std::to_string(out->value_json.size()) +
+                                   " bytes of JSON; the limit is " +
+                                   std::to_string(limits.max_value_bytes) +
+                                   " (kv.max_value_bytes)");
+  }
+  return Status::Ok();
+}
+
+Reply BadPut(const Request& req, const Status& st, bool too_large) {
+  if (too_large) return KvError(req, 413, "VALUE_TOO_LARGE", st.message());
+  return Error(req, st);
+}
+
+// If-Match: <version> | "<version>" | *   If-None-Match: *
+struct Precondition {
+  bool must_exist = false;
+  bool must_not_exist = false;
+  std::optional<uint64_t> version;
+};
+
+Status ReadPrecondition(const Request& req, Precondition* p) {
+  if (!req.if_match.empty()) {
+    std::string v = req.if_match;
+    if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+    uint64_t n = 0;
+    if (v == "*") {
+      p->must_exist = true;
+    } else if (ParseDecimal(v, 19, &n)) {
+      p->version = n;
+    } else {
+      return Status::InvalidArgument("If-Match must be a version number (5 or \"5\") or *");
+    }
+  }
+  if (!req.if_none_match.empty()) {
+    if (req.if_none_match != "*") {
+      return Status::InvalidArgument("If-None-Match supports only * (create if absent)");
+    }
+    p->must_not_exist = true;
+  }
+  if (p->must_not_exist && (p->must_exist || p->version)) {
+    return Status::InvalidArgument("If-Match and If-None-Match: * cannot both hold");
+  }
+  return Status::Ok();
+}
+
+// The version a precondition asks the store to check (0 = must not exist),
+// resolving If-Match: * to the key's current version.
+Result<std::optional<uint64_t>> ExpectedVersion(kv::KvStore& store, const std::string& key,
+                                                const Precondition& p, Reply* refusal,
+                                                const Request& req) {
+  if (p.must_not_exist) return std::optional<uint64_t>(0);
+  if (p.version) return p.version;
+  if (p.must_exist) {
+    Result<kv::Entry> cur = store.Get(key);
+    if (!cur.ok()) {
+      *refusal = KvError(req, 412, "PRECONDITION_FAILED",
+                         "If-Match: * but key " + ValidUtf8(key) + " does not exist");
+      return Status::FailedPrecondition("");
+    }
+    return std::optional<uint64_t>(cur->version);
+  }
+  return std::optional<uint64_t>();
+}
+
+// The refusal for a store write that failed its version check.
+Reply ConflictReply(kv::KvStore& store, const Request& req, const std::string& key,
+                    const Precondition& p) {
+  Result<kv::Entry> cur = store.Get(key);
+  const std::string k = ValidUtf8(key);
+  if (p.must_not_exist) {
+    return KvError(req, 412, "ALREADY_EXISTS",
+                   "If-None-Match: * but key " + k + " exists (version " +
+                       std::to_string(cur.ok() ? cur->version : 0) + ")");
+  }
+  const std::string got = cur.ok() ? std::to_string(cur->version) : "none (key absent)";
+  return KvError(req, 412, "VERSION_CONFLICT",
+                 "Expected version " + (p.version ? std::to_string(*p.version) : "current") +
+                     ", got " + got + " for key " + k);
+}
+
+// ---- Single keys ----
+
+Reply PutKey(Services& s, const Request& req) {
+  auto store = StoreFor(s, req);
+  if (!store.ok()) return Error(req, store.status());
+  rapidjson::Document doc;
+  if (Status st = ParseKvBody(req, &doc); !st.ok()) return Error(req, st);
+  PutFields put;
+  bool too_large = false;
+  Status st = ReadPut(doc, s.projects->limits(), false, {"value", "ttl_seconds", "metadata"},
+                      &put, &too_large);
+  if (!st.ok()) return BadPut(req, st, too_large);
+  Precondition pre;
+  if (Status p = ReadPrecondition(req, &pre); !p.ok()) return Error(req, p);
+  const std::string key = PathKey(req);
+  Reply refusal;
+  Result<std::optional<uint64_t>> expected = ExpectedVersion(**store, key, pre, &refusal, req);
+  if (!expected.ok()) return refusal;
+  put.options.if_version = *expected;
+  Result<kv::Entry> e = (*store)->Put(key, put.value_json, put.options);
+  if (!e.ok()) {
+    if (e.status().code() == Code::kFailedPrecondition) return ConflictReply(**store, req, key, pre);
+    return Error(req, e.status());
+  }
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  w.StartObject();
+  KV(w, "success", true);
+  KV(w, "key", key);
+  KV(w, "version", e->version);
+  w.EndObject();
+  Reply r = JsonReply(e->version == 1 ? 201 : 200, sb);
+  r.headers.emplace_back("ETag", Etag(e->version));
+  return r;
+}
+
+Reply GetKey(Services& s, const Request& req) {
+  auto store = StoreFor(s, req);
+  if (!store.ok()) return Error(req, store.status());
+  Status qs;
+  const bool meta = QueryBool(req, "include_metadata", false, &qs);
+  if (!qs.ok()) return Error(req, qs);
+  const std::string key = PathKey(req);
+  Result<kv::Entry> e = (*store)->Get(key);
+  if (!e.ok()) {
+    if (e.status().code() == Code::kNotFound) {
+      return KvError(req, 404, "KEY_NOT_FOUND", "Key " + ValidUtf8(key) + " not found");
+    }
+    return Error(req, e.status());
+  }
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  w.StartObject();
+  KV(w, "found", true);
+  KV(w, "key", key);
+  WriteValue(w, e->value);
+  if (meta) WriteMetadata(w, *e);
+  w.EndObject();
+  Reply r = JsonReply(200, sb);
+  r.headers.emplace_back("ETag", Etag(e->version));
+  return r;
+}
+
+Reply DeleteKey(Services& s, const Request& req) {
+  auto store = StoreFor(s, req);
+  if (!store.ok()) return Error(req, store.status());
+  Precondition pre;
+  if (Status p = ReadPrecondition(req, &pre); !p.ok()) return Error(req, p);
+  if (pre.must_not_exist) return BadRequest(req, "If-None-Match makes no sense on DELETE");
+  const std::string key = PathKey(req);
+  Status st = (*store)->Delete(key, pre.version);
+  if (st.code() == Code::kNotFound) {
+    return KvError(req, 404, "KEY_NOT_FOUND", "Key " + ValidUtf8(key) + " not found");
+  }
+  if (st.code() == Code::kFailedPrecondition) return ConflictReply(**store, req, key, pre);
+  if (!st.ok()) return Error(req, st);
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  w.StartObject();
+  KV(w, "success", true);
+  KV(w, "key", key);
+  w.EndObject();
+  return JsonReply(200, sb);
+}
+
+Reply DeleteAllKeys(Services& s, const Request& req) {
+  auto store = StoreFor(s, req);
+  if (!store.ok()) return Error(req, store.status());
+  const uint64_t before = (*store)->GetStats().keys;
+  Status st = (*store)->DeleteAll();
+  if (!st.ok()) return Error(req, st);
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  w.StartObject();
+  KV(w, "success", true);
+  KV(w, "deleted", before);
+  w.EndObject();
+  return JsonReply(200, sb);
+}
+
+// ---- Listing ----
+
+// Cursors are the last key returned, base64url-encoded: opaque to clients
+// and safe in a query string.
+std::string EncodeCursor(const std::string& key) {
+  std::string b = Base64Encode(key);
+  for (char& c : b) c = c == '+' ? '-' : c == '/' ? '_' : c;
+  while (!b.empty() && b.back() == '=') b.pop_back();
+  return b;
+}
+
+Result<std::string> DecodeCursor(std::string c) {
+  for (char& ch : c) ch = ch == '-' ? '+' : ch == '_' ? '/' : ch;
+  while (c.size() % 4 != 0) c += '=';
+  Result<std::string> out = Base64Decode(c);
+  if (!out.ok()) {
+    return Status::InvalidArgument("cursor is not one this server returned (next_cursor)");
+  }
+  return out;
+}
+
+Reply ListKeys(Services& s, const Request& req) {
+  auto store = StoreFor(s, req);
+  if (!store.ok()) return Error(req, store.status());
+  Status qs;
+  // Seed 002's listing returns every key with its value; seed 000's asks
+  // for values with include_values=true.
+  const bool values = QueryBool(req, "include_values", !SeedPath(req), &qs);
+  const bool meta = QueryBool(req, "include_metadata", true, &qs);
+  if (!qs.ok()) return Error(req, qs);
+  auto prefix_it = req.query.find("prefix");
+  const std::string prefix = prefix_it == req.query.end() ? "" : prefix_it->second;
+  Result<std::optional<uint64_t>> limit = QueryUint(req, "limit");
+  if (!limit.ok()) return Error(req, limit.status());
+  if (*limit && (**limit < 1 || **limit > kv::kMaxListLimit)) {
+    return BadRequest(req, "limit must be from 1 to " + std::to_string(kv::kMaxListLimit));
+  }
+  std::string cursor;
+  if (auto c = req.query.find("cursor"); c != req.query.end() && !c->second.empty()) {
+    Result<std::string> k = DecodeCursor(c->second);
+    if (!k.ok()) return Error(req, k.status());
+    cursor = *k;
+  }
+  // Without a limit, every key (in pages of kMaxListLimit).
+  std::vector<kv::Entry> entries;
+  bool has_more = false;
+  for (;;) {
+    const size_t want = *limit ? static_cast<size_t>(**limit) - entries.size() : kv::kMaxListLimit;
+    Result<kv::ListPage> page = (*store)->List(prefix, cursor, want);
+    if (!page.ok()) return Error(req, page.status());
+    for (auto& e : page->entries) entries.push_back(std::move(e));
+    has_more = page->has_more;
+    if (!has_more || *limit || entries.empty()) break;
+    cursor = entries.back().key;
+  }
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  w.StartObject();
+  Key(w, "items");
+  w.StartArray();
+  for (const kv::Entry& e : entries) {
+    w.StartObject();
+    KV(w, "key", e.key);
+    if (values) WriteValue(w, e.value);
+    if (meta) WriteMetadata(w, e);
+    w.EndObject();
+  }
+  w.EndArray();
+  KV(w, "count", static_cast<uint64_t>(entries.size()));
+  KV(w, "has_more", has_more);
+  Key(w, "next_cursor");
+  if (has_more && !entries.empty()) {
+    Str(w, EncodeCursor(entries.back().key));
+  } else {
+    w.Null();
+  }
+  w.EndObject();
+  return JsonReply(200, sb);
+}
+
+// ---- Batches ----
+
+const rapidjson::Value* ArrayField(const rapidjson::Value& doc, const char* name,
+                                   const KvConfig& limits, const Request& req, Reply* refusal) {
+  auto it = doc.FindMember(name);
+  if (it == doc.MemberEnd() || !it->value.IsArray()) {
+    *refusal = BadRequest(req, std::string("field '") + name + "' must be an array");
+    return nullptr;
+  }
+  if (it->value.Empty()) {
+    *refusal = BadRequest(req, std::string("field '") + name + "' must not be empty");
+    return nullptr;
+  }
+  if (it->value.Size() > limits.max_batch_items) {
+    *refusal = KvError(req, 413, "BATCH_TOO_LARGE",
+                       std::to_string(it->value.Size()) + " items; at most " +
+                           std::to_string(limits.max_batch_items) + " per request (kv.max_batch_items)");
+    return nullptr;
+  }
+  return &it->value;
+}
+
+Status KeyList(const rapidjson::Value& arr, std::vector<std::string>* keys) {
+  for (rapidjson::SizeType i = 0; i < arr.Size(); i++) {
+    if (!arr[i].IsString()) {
+      return Status::InvalidArgument("keys[" + std::to_string(i) + "] must be a string");
+    }
+    keys->emplace_back(arr[i].GetString(), arr[i].GetStringLength());
+  }
+  return Status::Ok();
+}
+
+Reply BatchPut(Services& s, const Request& req) {
+  auto store = StoreFor(s, req);
+  if (!store.ok()) return Error(req, store.status());
+  rapidjson::Document doc;
+  if (Status st = ParseKvBody(req, &doc); !st.ok()) return Error(req, st);
+  if (Status st = FieldReader(doc, {"items"}).status(); !st.ok()) return Error(req, st);
+  Reply refusal;
+  const rapidjson::Value* items = ArrayField(doc, "items", s.projects->limits(), req, &refusal);
+  if (items == nullptr) return refusal;
+  std::vector<kv::BatchPut> puts;
+  for (rapidjson::SizeType i = 0; i < items->Size(); i++) {
+    const rapidjson::Value& it = (*items)[i];
+    if (!it.IsObject()) return BadRequest(req, "items[" + std::to_string(i) + "] must be an object");
+    PutFields f;
+    bool too_large = false;
+    Status st = ReadPut(it, s.projects->limits(), true, {"key", "value", "ttl_seconds", "metadata"},
+                        &f, &too_large);
+    if (!st.ok()) {
+      return BadPut(req, Status(st.code(), "items[" + std::to_string(i) + "]: " + st.message()),
+                    too_large);
+    }
+    puts.push_back({std::move(f.key), std::move(f.value_json), std::move(f.options)});
+  }
+  Result<std::vector<kv::Entry>> done = (*store)->PutBatch(puts);
+  if (!done.ok()) return Error(req, done.status());
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  w.StartObject();
+  KV(w, "success", true);
+  KV(w, "count", static_cast<uint64_t>(done->size()));
+  Key(w, "results");
+  w.StartArray();
+  for (const kv::Entry& e : *done) {
+    w.StartObject();
+    KV(w, "key", e.key);
+    KV(w, "version", e.version);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return JsonReply(200, sb);
+}
+
+Reply BatchGet(Services& s, const Request& req) {
+  auto store = StoreFor(s, req);
+  if (!store.ok()) return Error(req, store.status());
+  rapidjson::Document doc;
+  if (Status st = ParseKvBody(req, &doc); !st.ok()) return Error(req, st);
+  FieldReader f(doc, {"keys", "include_metadata"});
+  const bool meta = f.Bool("include_metadata").value_or(false);
+  if (!f.status().ok()) return Error(req, f.status());
+  Reply refusal;
+  const rapidjson::Value* arr = ArrayField(doc, "keys", s.projects->limits(), req, &refusal);
+  if (arr == nullptr) return refusal;
+  std::vector<std::string> keys;
+  if (Status st = KeyList(*arr, &keys); !st.ok()) return Error(req, st);
+  std::vector<Result<kv::Entry>> got = (*store)->GetBatch(keys);
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  w.StartObject();
+  Key(w, "items");
+  w.StartArray();
+  uint64_t found = 0;
+  for (size_t i = 0; i < keys.size(); i++) {
+    w.StartObject();
+    KV(w, "key", keys[i]);
+    KV(w, "found", got[i].ok());
+    if (got[i].ok()) {
+      found++;
+      WriteValue(w, got[i]->value);
+      if (meta) WriteMetadata(w, *got[i]);
+    } else if (got[i].status().code() != Code::kNotFound) {
+      KV(w, "error", got[i].status().message());
+    }
+    w.EndObject();
+  }
+  w.EndArray();
+  KV(w, "found", found);
+  w.EndObject();
+  return JsonReply(200, sb);
+}
+
+Reply BatchDelete(Services& s, const Request& req) {
+  auto store = StoreFor(s, req);
+  if (!store.ok()) return Error(req, store.status());
+  rapidjson::Document doc;
+  if (Status st = ParseKvBody(req, &doc); !st.ok()) return Error(req, st);
+  if (Status st = FieldReader(doc, {"keys"}).status(); !st.ok()) return Error(req, st);
+  Reply refusal;
+  const rapidjson::Value* arr = ArrayField(doc, "keys", s.projects->limits(), req, &refusal);
+  if (arr == nullptr) return refusal;
+  std::vector<std::string> keys;
+  if (Status st = KeyList(*arr, &keys); !st.ok()) return Error(req, st);
+  Result<size_t> n = (*store)->DeleteBatch(keys);
+  if (!n.ok()) return Error(req, n.status());
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  w.StartObject();
+  KV(w, "success", true);
+  KV(w, "deleted", static_cast<uint64_t>(*n));
+  w.EndObject();
+  return JsonReply(200, sb);
+}
+
+// ---- Transactions ----
+
+// One condition of an operation: {"type": "version_match", "value": "5"},
+// {"type": "exists"}, {"type": "not_exists"}, {"type": "value_equals", "value": ...}.
+Status ReadCondition(const rapidjson::Value& c, const std::string& key, kv::Condition* out) {
+  if (!c.IsObject()) return Status::InvalidArgument("a condition must be an object");
+  FieldReader f(c, {"type", "value"});
+  std::optional<std::string> type = f.String("type", true, 32);
+  PS_RETURN_IF_ERROR(f.status());
+  out->key = key;
+  const rapidjson::Value* v = f.Raw("value");
+  if (*type == "version_match") {
+    out->kind = kv::Condition::Kind::kVersionEquals;
+    uint64_t n = 0;
+    if (v != nullptr && v->IsUint64()) {
+      n = v->GetUint64();
+    } else if (v == nullptr || !v->IsString() ||
+               !ParseDecimal(std::string_view(v->GetString(), v->GetStringLength()), 19, &n)) {
+      return Status::InvalidArgument("version_match needs 'value': a version (5 or \"5\")");
+    }
+    out->version = n;
+  } else if (*type == "exists" || *type == "not_exists") {
+    if (v != nullptr) return Status::InvalidArgument(*type + " takes no 'value'");
+    out->kind = *type == "exists" ? kv::Condition::Kind::kExists : kv::Condition::Kind::kNotExists;
+  } else if (*type == "value_equals") {
+    if (v == nullptr) return Status::InvalidArgument("value_equals needs 'value'");
+    out->kind = kv::Condition::Kind::kValueEquals;
+    out->value_json = CompactJson(*v);
+  } else {
+    return Status::InvalidArgument("unknown condition type '" + type->substr(0, 32) +
+                                   "'; expected version_match, exists, not_exists, value_equals");
+  }
+  return Status::Ok();
+}
+
+std::string DescribeCondition(const kv::Condition& c) {
+  switch (c.kind) {
+    case kv::Condition::Kind::kExists: return "exists";
+    case kv::Condition::Kind::kNotExists: return "not_exists";
+    case kv::Condition::Kind::kVersionEquals: return "version_match " + std::to_string(c.version);
+    case kv::Condition::Kind::kValueEquals: return "value_equals";
+  }
+  return "?";
+}
+
+Reply Transaction(Services& s, const Request& req) {
+  auto store = StoreFor(s, req);
+  if (!store.ok()) return Error(req, store.status());
+  rapidjson::Document doc;
+  if (Status st = ParseKvBody(req, &doc); !st.ok()) return Error(req, st);
+  if (Status st = FieldReader(doc, {"operations"}).status(); !st.ok()) return Error(req, st);
+  Reply refusal;
+  const rapidjson::Value* ops = ArrayField(doc, "operations", s.projects->limits(), req, &refusal);
+  if (ops == nullptr) return refusal;
+  kv::Txn txn;
+  std::vector<size_t> condition_op;  // condition index -> operation index
+  for (rapidjson::SizeType i = 0; i < ops->Size(); i++) {
+    const std::string at = "operations[" + std::to_string(i) + "]: ";
+    const rapidjson::Value& o = (*ops)[i];
+    if (!o.IsObject()) return BadRequest(req, at + "must be an object");
+    auto type_it = o.FindMember("type");
+    if (type_it == o.MemberEnd() || !type_it->value.IsString()) {
+      return BadRequest(req, at + "missing 'type' (put or delete)");
+    }
+    const std::string type(type_it->value.GetString(), type_it->value.GetStringLength());
+    kv::TxnOp op;
+    if (type == "put") {
+      PutFields f;
+      bool too_large = false;
+      Status st = ReadPut(o, s.projects->limits(), true,
+                          {"type", "key", "value", "ttl_seconds", "metadata", "conditions"}, &f,
+                          &too_large);
+      if (!st.ok()) return BadPut(req, Status(st.code(), at + st.message()), too_large);
+      op.kind = kv::TxnOp::Kind::kPut;
+      op.key = std::move(f.key);
+      op.value_json = std::move(f.value_json);
+      op.options = std::move(f.options);
+    } else if (type == "delete") {
+      FieldReader f(o, {"type", "key", "conditions"});
+      std::optional<std::string> key = f.String("key", true, s.projects->limits().max_key_bytes + 1);
+      if (!f.status().ok()) return BadRequest(req, at + f.status().message());
+      op.kind = kv::TxnOp::Kind::kDelete;
+      op.key = *key;
+    } else {
+      return BadRequest(req, at + "unknown type '" + ValidUtf8(type.substr(0, 32)) +
+                                 "'; expected put or delete");
+    }
+    if (auto c = o.FindMember("conditions"); c != o.MemberEnd()) {
+      if (!c->value.IsArray()) return BadRequest(req, at + "'conditions' must be an array");
+      for (rapidjson::SizeType j = 0; j < c->value.Size(); j++) {
+        kv::Condition cond;
+        if (Status st = ReadCondition(c->value[j], op.key, &cond); !st.ok()) {
+          return BadRequest(req, at + st.message());
+        }
+        txn.conditions.push_back(std::move(cond));
+        condition_op.push_back(i);
+      }
+    }
+    txn.ops.push_back(std::move(op));
+  }
+  Result<kv::TxnResult> r = (*store)->Transact(txn);
+  if (!r.ok()) return Error(req, r.status());
+  if (!r->succeeded) {
+    const kv::Condition& c = txn.conditions[r->failed_condition];
+    const size_t op = condition_op[r->failed_condition];
+    Result<kv::Entry> cur = (*store)->Get(c.key);
+    const std::string got = cur.ok() ? "version " + std::to_string(cur->version) : "no such key";
+    std::string detail = "operations[" + std::to_string(op) + "] (" + ValidUtf8(c.key) +
+                         "): condition " + DescribeCondition(c) + " failed; the key has " + got +
+                         "; nothing was changed";
+    if (c.kind == kv::Condition::Kind::kVersionEquals) {
+      detail = "Expected version " + std::to_string(c.version) + ", got " +
+               (cur.ok() ? std::to_string(cur->version) : "none") + " (operations[" +
+               std::to_string(op) + "], key " + ValidUtf8(c.key) + "); nothing was changed";
+    }
+    return KvError(req, 409,
+                   c.kind == kv::Condition::Kind::kVersionEquals ? "VERSION_CONFLICT"
+                                                                 : "CONDITION_FAILED",
+                   detail);
+  }
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  w.StartObject();
+  KV(w, "success", true);
+  Key(w, "results");
+  w.StartArray();
+  for (size_t i = 0; i < txn.ops.size(); i++) {
+    w.StartObject();
+    KV(w, "type", txn.ops[i].kind == kv::TxnOp::Kind::kPut ? "put" : "delete");
+    KV(w, "key", txn.ops[i].key);
+    if (i < r->entries.size()) {
+      const kv::Entry& e = r->entries[i];
+      if (txn.ops[i].kind == kv::TxnOp::Kind::kPut) {
+        KV(w, "version", e.version);
+      } else {
+        KV(w, "deleted", e.version != 0);
+      }
+    }
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return JsonReply(200, sb);
+}
+
+// ---- Watch ----
+
+Reply Watch(Services& s, const Request& req) {
+  auto store = StoreFor(s, req);
+  if (!store.ok()) return Error(req, store.status());
+  WatchSpec spec;
+  if (auto p = req.params.find("prefix"); p != req.params.end()) spec.prefix = p->second;
+  if (auto e = req.query.find("events"); e != req.query.end()) {
+    spec.puts = spec.deletes = false;
+    std::string_view list = e->second;
+    while (!list.empty()) {
+      const size_t comma = list.find(',');
+      const std::string_view one = list.substr(0, comma);
+      if (one == "put") {
+        spec.puts = true;
+      } else if (one == "delete") {
+        spec.deletes = true;
+      } else {
+        return BadRequest(req, "events must be a comma-separated list of put, delete");
+      }
+      list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+    }
+  }
+  Status qs;
+  spec.include_values = QueryBool(req, "include_values", false, &qs);
+  if (!qs.ok()) return Error(req, qs);
+  Result<std::shared_ptr<StreamReply>> stream = s.watches->Open(*store, std::move(spec));
+  if (!stream.ok()) return Error(req, stream.status());
+  Reply r;
+  r.content_type = "text/event-stream";
+  r.headers.emplace_back("Cache-Control", "no-cache");
+  r.stream = *stream;
+  return r;
+}
+
+void AddKeyRoutes(std::vector<Route>* r, const std::string& base, Access access) {
+  r->push_back({"GET", base + "/keys", ListKeys, access});
+  r->push_back({"GET", base + "/keys/{key*}", GetKey, access});
+  r->push_back({"HEAD", base + "/keys/{key*}", GetKey, access});
+  r->push_back({"PUT", base + "/keys/{key*}", PutKey, access});
+  r->push_back({"DELETE", base + "/keys/{key*}", DeleteKey, access});
+  r->push_back({"POST", base + "/batch/put", BatchPut, access});
+  r->push_back({"POST", base + "/batch/get", BatchGet, access});
+  r->push_back({"POST", base + "/batch/delete", BatchDelete, access});
+  r->push_back({"POST", base + "/transaction", Transaction, access});
+  r->push_back({"GET", base + "/watch", Watch, access});
+  r->push_back({"GET", base + "/watch/{prefix*}", Watch, access});
+}
+
+}  // namespace
+
+void AddKvRoutes(std::vector<Route>* r) {
+  const std::string project = "/api/v1/projects/{project_id}";
+  AddKeyRoutes(r, project, Access::kProject);
+  // Seed 002 writes with POST; seed 000 with PUT: both, on both paths.
+  r->push_back({"POST", project + "/keys/{key*}", PutKey, Access::kProject});
+  r->push_back({"DELETE", project + "/keys", DeleteAllKeys, Access::kProject});
+  AddKeyRoutes(r, "/v1", Access::kKeyed);
+  r->push_back({"POST", "/v1/keys/{key*}", PutKey, Access::kKeyed});
+}
+
+}  // namespace pstorage::api
