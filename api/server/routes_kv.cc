@@ -77,7 +77,12 @@ void WriteValue(JsonWriter& w, const std::string& json) {
   w.RawValue(json.data(), json.size(), rapidjson::kObjectType);
 }
 
-std::string Etag(uint64_t version) { return "\"" + std::to_string(version) + "\""; }
+std::string Etag(uint64_t version) {
+  std::string tag(1, '"');
+  tag += std::to_string(version);
+  tag += '"';
+  return tag;
+}
 
 // The fields of one put: {"value": ..., "ttl_seconds": N, "metadata": {...}}
 // (plus "key" in batches and transactions).

@@ -26,6 +26,11 @@ namespace Http = Pistache::Http;
 
 namespace {
 
+// Idle keep-alive connections, and watch streams (which the client never
+// writes to), are closed after this long.
+constexpr auto kKeepaliveTimeout = std::chrono::minutes(10);
+static_assert(WatchHub::kMaxStreamAge < kKeepaliveTimeout);
+
 // Pistache drops headers added with addRaw(); a typed header with a name
 // chosen at run time goes through.
 class NamedHeader : public Http::Header::Header {
@@ -234,7 +239,8 @@ Status HttpServer::Impl::Listen() {
                     .threads(threads)
                     .flags(Pistache::Tcp::Options::ReuseAddr)
                     .maxRequestSize(request_limit)
-                    .maxResponseSize(json_limit + (64u << 10));
+                    .maxResponseSize(json_limit + (64u << 10))
+                    .keepaliveTimeout(kKeepaliveTimeout);
     endpoint_->init(opts);
     endpoint_->setHandler(Http::make_handler<PistacheHandler>(this));
     endpoint_->serveThreaded();
@@ -360,6 +366,11 @@ void StartStream(const Reply& reply, Http::ResponseWriter& response) {
                    static_cast<std::streamsize>(reply.stream->first.size()));
     }
     stream.flush();
+    // Pistache closes a connection whose request is "in progress" after the
+    // header timeout (60 s) with a 408 written into the stream; marked idle,
+    // the keep-alive timeout applies instead, and the stream's owner ends
+    // the stream before that (WatchHub::kMaxStreamAge).
+    if (auto p = peer.lock()) p->setIdle(true);
   } catch (const std::exception& e) {
     Log(LogLevel::kDebug, std::string("stream not started: ") + e.what());
     auto sink = std::make_shared<PeerSink>(std::weak_ptr<Pistache::Tcp::Peer>());

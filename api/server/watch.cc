@@ -85,6 +85,9 @@ struct WatchHub::Stream {
   // true when the stream is over.
   bool Heartbeat() {
     std::lock_guard<std::mutex> l(mu);
+    if (!ended && std::chrono::steady_clock::now() - opened > WatchHub::kMaxStreamAge) {
+      EndLocked();
+    }
     if (!ended && sink != nullptr && !sink->Send(": keep-alive\n\n")) ended = true;
     if (!ended && sink == nullptr && std::chrono::steady_clock::now() - opened > kAttachTimeout) {
       ended = true;

@@ -35,6 +35,10 @@ struct WatchSpec {
 class WatchHub {
  public:
   static constexpr size_t kMaxStreams = 1024;
+  // A stream ends cleanly (last chunk) after this long; clients reconnect
+  // (EventSource does so by itself). The HTTP server's keep-alive timeout
+  // would otherwise cut it without a proper end.
+  static constexpr std::chrono::seconds kMaxStreamAge{9 * 60};
 
   explicit WatchHub(std::chrono::milliseconds heartbeat = std::chrono::seconds(15));
   ~WatchHub();  // Shutdown()
