@@ -5,7 +5,8 @@
 //
 // Usage: pstorage-http-load --url http://127.0.0.1:PORT [--api-key KEY]
 //          [--threads N] [--seconds S] [--warmup S] [--volume-gb G]
-//          [--region-mb M] [--scenarios a,b,c] [--markdown FILE] [--json]
+//          [--region-mb M] [--kv-keys N] [--scenarios a,b,c] [--markdown FILE]
+//          [--json]
 //
 // The tool creates its own volume `bench-<pid>` (size_gb G), fills its first
 // M MiB with 1 MiB PUTs, runs each scenario (N closed-loop client threads,
@@ -14,6 +15,14 @@
 // answers against the data setup wrote; writes go to the rest of the volume.
 // Any non-2xx answer, transport failure or wrong data is an error: errors
 // are reported per scenario and make the exit code 3.
+//
+// The KV scenarios (kv_put, kv_get, kv_batch100) run only when named: they
+// act through /v1 on the project of the caller's key, which for the admin key
+// (or with authentication off) is the first project in the server's
+// config.json "projects". Setup writes keys bench:0 .. bench:<N-1> of that
+// project in batches of 500; kv_get reads them and checks 1 in 64 values
+// byte for byte; kv_put and kv_batch100 overwrite them; the keys are deleted
+// at the end. The volume is only created when a volume scenario runs.
 //
 // --api-key defaults to $PSTORAGE_API_KEY. The server must run with its rate
 // limit off (or high): answers 429 are errors and are reported loudly.
@@ -33,6 +42,7 @@
 #include <vector>
 
 #include "api/http_client.h"
+#include "bench/http_load_kv.h"
 
 namespace pstorage::bench {
 namespace {
@@ -43,7 +53,8 @@ struct Args {
   RunOptions run;
   double volume_gb = 1;
   uint64_t region_mb = 256;
-  std::vector<Scenario> scenarios = AllScenarios();
+  uint64_t kv_keys = 10000;
+  std::vector<Scenario> scenarios = DefaultScenarios();
   std::string markdown_path;
   bool json = false;
 };
@@ -57,11 +68,19 @@ void Usage() {
   std::fprintf(stderr,
                "usage: pstorage-http-load --url http://127.0.0.1:PORT [--api-key KEY]\n"
                "         [--threads N (16)] [--seconds S (5)] [--warmup S (1)]\n"
-               "         [--volume-gb G (1)] [--region-mb M (256)] [--scenarios a,b,c]\n"
-               "         [--markdown FILE] [--json]\n"
-               "scenarios:");
+               "         [--volume-gb G (1)] [--region-mb M (256)] [--kv-keys N (10000)]\n"
+               "         [--scenarios a,b,c] [--markdown FILE] [--json]\n"
+               "scenarios (\"default\" in --scenarios stands for the default set):");
   for (const Scenario& s : AllScenarios()) std::fprintf(stderr, " %s", s.name);
-  std::fprintf(stderr, "\n");
+  std::fprintf(stderr, "\ndefault set:");
+  for (const Scenario& s : DefaultScenarios()) std::fprintf(stderr, " %s", s.name);
+  std::fprintf(stderr,
+               "\nkv_* run only when named. They need a project on the server: they use /v1,\n"
+               "which acts on the project of the key sent, and for the admin key (or with\n"
+               "authentication off) on the first project in the server's config.json\n"
+               "\"projects\", e.g. {\"id\": \"bench\", \"storage\": {\"on_disk\": true}}.\n"
+               "They overwrite keys bench:0 .. bench:<N-1> of it (--kv-keys, >= 100) and\n"
+               "delete them at the end.\n");
 }
 
 double ParseNumber(const std::string& flag, const std::string& text, double min, double max) {
@@ -77,11 +96,13 @@ double ParseNumber(const std::string& flag, const std::string& text, double min,
 
 std::vector<Scenario> ParseScenarios(const std::string& list) {
   std::vector<Scenario> out;
+  const std::vector<Scenario> defaults = DefaultScenarios();
   size_t at = 0;
   while (at <= list.size()) {
     size_t comma = list.find(',', at);
     std::string name = list.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
-    bool found = false;
+    bool found = name == "default";
+    if (found) out.insert(out.end(), defaults.begin(), defaults.end());
     for (const Scenario& s : AllScenarios()) {
       if (name == s.name) out.push_back(s), found = true;
     }
@@ -118,7 +139,7 @@ Args ParseArgs(int argc, char** argv) {
     } else if (flag == "--api-key") {
       a.api_key = v;
     } else if (flag == "--threads") {
-      a.run.threads = static_cast<int>(ParseNumber(flag, v, 1, 1024));
+      a.run.threads = static_cast<int>(ParseNumber(flag, v, 1, kMaxThreads));
     } else if (flag == "--seconds") {
       a.run.seconds = ParseNumber(flag, v, 0.1, 3600);
     } else if (flag == "--warmup") {
@@ -127,6 +148,8 @@ Args ParseArgs(int argc, char** argv) {
       a.volume_gb = ParseNumber(flag, v, 0.02, 1024);
     } else if (flag == "--region-mb") {
       a.region_mb = static_cast<uint64_t>(ParseNumber(flag, v, 1, 1 << 20));
+    } else if (flag == "--kv-keys") {
+      a.kv_keys = static_cast<uint64_t>(ParseNumber(flag, v, 100, 1e8));
     } else if (flag == "--scenarios") {
       a.scenarios = ParseScenarios(v);
     } else if (flag == "--markdown") {
@@ -228,6 +251,12 @@ std::string Describe(const Scenario& s) {
       return "GET .../read, " + size + " as base64 JSON";
     case Kind::kWriteJson:
       return "POST .../write, " + size + " as base64 JSON, unique";
+    case Kind::kKvPut:
+      return "PUT /v1/keys/{key}, ~100 B JSON value";
+    case Kind::kKvGet:
+      return "GET /v1/keys/{key}, ~100 B JSON value";
+    case Kind::kKvBatchPut:
+      return "POST /v1/batch/put, " + std::to_string(s.items) + " keys x ~100 B JSON values";
   }
   return "";
 }
@@ -249,6 +278,28 @@ const ScenarioResult* Find(const std::vector<ScenarioResult>& results, const cha
     if (r.name == name) return &r;
   }
   return nullptr;
+}
+
+const Scenario& ScenarioOf(const ScenarioResult& r) {
+  for (const Scenario& s : AllScenarios()) {
+    if (r.name == s.name) return s;
+  }
+  Die("no scenario named " + r.name);
+}
+
+// What the run needs the server to hold: a volume, keys.
+bool NeedsVolume(const std::vector<Scenario>& list) {
+  for (const Scenario& s : list) {
+    if (s.kind != Kind::kEmpty && !IsKv(s.kind)) return true;
+  }
+  return false;
+}
+
+bool NeedsKeys(const std::vector<Scenario>& list) {
+  for (const Scenario& s : list) {
+    if (IsKv(s.kind)) return true;
+  }
+  return false;
 }
 
 // "read4k / empty" when both ran.
@@ -273,6 +324,16 @@ void PrintTable(std::FILE* out, const std::vector<ScenarioResult>& results) {
   }
   if (auto q = Ratio(results, "write4k")) std::fprintf(out, "write4k / empty = %.3f\n", *q);
   for (const ScenarioResult& r : results) {
+    if (!IsKv(ScenarioOf(r).kind)) continue;
+    if (auto q = Ratio(results, r.name.c_str())) {
+      std::fprintf(out, "%s / empty = %.3f\n", r.name.c_str(), *q);
+    }
+    if (ScenarioOf(r).items > 1) {
+      std::fprintf(out, "%s: %.0f items/s (%llu keys per request)\n", r.name.c_str(),
+                   r.items_per_second(), static_cast<unsigned long long>(ScenarioOf(r).items));
+    }
+  }
+  for (const ScenarioResult& r : results) {
     if (r.errors()) {
       std::fprintf(out, "%s: %llu errors:%s\n", r.name.c_str(),
                    static_cast<unsigned long long>(r.errors()), ErrorSummary(r).c_str());
@@ -292,15 +353,16 @@ void PrintJson(const std::vector<ScenarioResult>& results, const Args& a) {
   for (const ScenarioResult& r : results) {
     std::printf(
         "{\"scenario\":\"%s\",\"threads\":%d,\"seconds\":%.3f,\"requests\":%llu,"
-        "\"req_per_s\":%.1f,\"mb_per_s\":%.3f,\"p50_us\":%.1f,\"p99_us\":%.1f,"
-        "\"p999_us\":%.1f,\"max_us\":%.1f,\"errors\":%llu,\"mismatches\":%llu,"
+        "\"req_per_s\":%.1f,\"items\":%llu,\"items_per_s\":%.1f,\"mb_per_s\":%.3f,"
+        "\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,"
+        "\"errors\":%llu,\"mismatches\":%llu,"
         "\"transport_errors\":%llu,\"verified\":%llu,\"connection_closes\":%llu,"
         "\"dedupe_hits\":%llu,"
         "\"status_errors\":{",
         r.name.c_str(), a.run.threads, r.seconds, static_cast<unsigned long long>(r.requests),
-        r.requests_per_second(), r.megabytes_per_second(), r.p50_ns / 1e3, r.p99_ns / 1e3,
-        r.p999_ns / 1e3, r.max_ns / 1e3, static_cast<unsigned long long>(r.errors()),
-        static_cast<unsigned long long>(r.mismatches),
+        r.requests_per_second(), static_cast<unsigned long long>(r.items), r.items_per_second(),
+        r.megabytes_per_second(), r.p50_ns / 1e3, r.p99_ns / 1e3, r.p999_ns / 1e3, r.max_ns / 1e3,
+        static_cast<unsigned long long>(r.errors()), static_cast<unsigned long long>(r.mismatches),
         static_cast<unsigned long long>(r.transport_errors),
         static_cast<unsigned long long>(r.verified),
         static_cast<unsigned long long>(r.connection_closes),
@@ -319,31 +381,56 @@ void AppendMarkdown(const std::vector<ScenarioResult>& results, const Args& a,
                     const std::string& load_before) {
   std::FILE* f = std::fopen(a.markdown_path.c_str(), "a");
   if (f == nullptr) Die("cannot open " + a.markdown_path + " for appending");
+  const bool keys = NeedsKeys(a.scenarios);
   std::fprintf(f,
                "Machine: %d CPUs (nproc), %s; %s; 1-minute load average %s before the "
                "run. Client: %d threads, one keep-alive "
                "connection each, on the same machine; %.3g s warm-up, then %.3g s timed per "
-               "scenario. Volume of %g GiB: reads over its first %llu MiB (filled at setup), "
-               "writes over the rest. MB/s counts block data only (10^6 bytes); latencies are "
-               "exact percentiles over every request of the timed window.\n\n",
+               "scenario. ",
                Nproc(), CpuModel().c_str(), UtcNow().c_str(), load_before.c_str(), a.run.threads,
-               a.run.warmup_seconds, a.run.seconds, a.volume_gb,
-               static_cast<unsigned long long>(a.region_mb));
+               a.run.warmup_seconds, a.run.seconds);
+  if (NeedsVolume(a.scenarios) || !keys) {
+    std::fprintf(f,
+                 "Volume of %g GiB: reads over its first %llu MiB (filled at setup), "
+                 "writes over the rest. ",
+                 a.volume_gb, static_cast<unsigned long long>(a.region_mb));
+  }
+  if (keys) {
+    std::fprintf(f,
+                 "Keys `bench:0` .. `bench:%llu` of the server's first project, all written at "
+                 "setup (batches of %llu); a random key per request (`kv_batch100`: 100 "
+                 "consecutive ones); values are ~100-byte JSON objects, and 1 in 64 `kv_get` "
+                 "answers are checked byte for byte. The server fdatasyncs every acknowledged "
+                 "key write (group commit). ",
+                 static_cast<unsigned long long>(a.kv_keys - 1),
+                 static_cast<unsigned long long>(kKvSetupBatchItems));
+  }
+  std::fprintf(f,
+               "MB/s counts block data%s (10^6 bytes); latencies are "
+               "exact percentiles over every request of the timed window.\n\n",
+               keys ? " or KV value text" : " only");
   std::fprintf(f,
                "| scenario | request | req/s | MB/s | p50 ms | p99 ms | p99.9 ms | errors |\n"
                "|---|---|---:|---:|---:|---:|---:|---:|\n");
   for (const ScenarioResult& r : results) {
-    const Scenario* s = nullptr;
-    for (const Scenario& one : AllScenarios()) {
-      if (r.name == one.name) s = &one;
+    const Scenario& s = ScenarioOf(r);
+    std::string request = Describe(s);
+    if (s.items > 1) {
+      char items[64];
+      std::snprintf(items, sizeof(items), ": **%.0f items/s**", r.items_per_second());
+      request += items;
     }
     std::fprintf(f, "| `%s` | %s | %.0f | %.1f | %.3f | %.3f | %.3f | %s%llu%s |\n", r.name.c_str(),
-                 Describe(*s).c_str(), r.requests_per_second(), r.megabytes_per_second(),
-                 Ms(r.p50_ns), Ms(r.p99_ns), Ms(r.p999_ns), r.errors() ? "**" : "",
+                 request.c_str(), r.requests_per_second(), r.megabytes_per_second(), Ms(r.p50_ns),
+                 Ms(r.p99_ns), Ms(r.p999_ns), r.errors() ? "**" : "",
                  static_cast<unsigned long long>(r.errors()), r.errors() ? "**" : "");
   }
   auto read = Ratio(results, "read4k"), write = Ratio(results, "write4k");
-  if (read || write) {
+  bool any_kv_ratio = false;
+  for (const ScenarioResult& r : results) {
+    any_kv_ratio |= IsKv(ScenarioOf(r).kind) && Ratio(results, r.name.c_str());
+  }
+  if (read || write || any_kv_ratio) {
     std::fprintf(f, "\n| ratio | this run | target | |\n|---|---:|---:|---|\n");
   }
   if (read) {
@@ -351,6 +438,12 @@ void AppendMarkdown(const std::vector<ScenarioResult>& results, const Args& a,
                  *read >= 0.6 ? "met" : "**missed**");
   }
   if (write) std::fprintf(f, "| `write4k` / `empty` req/s | %.3f | none | |\n", *write);
+  for (const ScenarioResult& r : results) {
+    auto q = Ratio(results, r.name.c_str());
+    if (IsKv(ScenarioOf(r).kind) && q) {
+      std::fprintf(f, "| `%s` / `empty` req/s | %.3f | none | |\n", r.name.c_str(), *q);
+    }
+  }
   for (const ScenarioResult& r : results) {
     if (r.errors()) {
       std::fprintf(f, "\n**%s: %llu errors.**%s\n", r.name.c_str(),
@@ -400,6 +493,43 @@ void SetUp(const Args& a, Target* server) {
   }
 }
 
+// Writes the keys the KV scenarios use; exits on failure, after deleting
+// them and, when `volume`, the bench volume.
+void SetUpKeys(const Args& a, bool volume, Target* server) {
+  server->kv_keys = a.kv_keys;
+  std::fprintf(stderr, "writing keys bench:0 .. bench:%llu...\n",
+               static_cast<unsigned long long>(a.kv_keys - 1));
+  auto t0 = std::chrono::steady_clock::now();
+  Status st = FillKeys(*server, a.run.threads);
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (st.ok()) {
+    std::fprintf(stderr, "wrote them in %.2f s (%.0f keys/s)\n", s,
+                 static_cast<double>(a.kv_keys) / s);
+    return;
+  }
+  (void)DeleteKeys(*server);
+  if (volume) (void)Call(*server, "DELETE", "/api/v1/volumes/" + server->volume_id, "");
+  Die("setup failed: " + st.ToString() +
+      "\n(kv_* write to the project /v1 acts on: for the admin key, the first in the "
+      "server's config.json \"projects\"; see --help)");
+}
+
+// Deletes what setup made; failures are warnings.
+void TearDown(const Target& server, bool volume, bool keys) {
+  if (keys) {
+    if (Status st = DeleteKeys(server); !st.ok()) {
+      std::fprintf(stderr, "warning: cannot delete the bench keys: %s\n", st.ToString().c_str());
+    }
+  }
+  if (volume) {
+    Result<std::string> del = Call(server, "DELETE", "/api/v1/volumes/" + server.volume_id, "");
+    if (!del.ok()) {
+      std::fprintf(stderr, "warning: cannot delete the bench volume: %s\n",
+                   del.status().ToString().c_str());
+    }
+  }
+}
+
 int Main(int argc, char** argv) {
   Args a = ParseArgs(argc, argv);
   const std::string load_before = LoadAverage();
@@ -410,10 +540,11 @@ int Main(int argc, char** argv) {
   server.data_seed =
       (static_cast<uint64_t>(::getpid()) << 32) ^
       static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
-  bool needs_volume = false;
-  for (const Scenario& s : a.scenarios) needs_volume |= s.kind != Kind::kEmpty;
+  const bool needs_volume = NeedsVolume(a.scenarios);
+  const bool needs_keys = NeedsKeys(a.scenarios);
 
   if (needs_volume) SetUp(a, &server);
+  if (needs_keys) SetUpKeys(a, needs_volume, &server);
 
   std::vector<ScenarioResult> results;
   for (const Scenario& s : a.scenarios) {
@@ -429,13 +560,7 @@ int Main(int argc, char** argv) {
     results.push_back(RunScenario(s, baseline, a.run));
   }
 
-  if (needs_volume) {
-    Result<std::string> del = Call(server, "DELETE", "/api/v1/volumes/" + server.volume_id, "");
-    if (!del.ok()) {
-      std::fprintf(stderr, "warning: cannot delete the bench volume: %s\n",
-                   del.status().ToString().c_str());
-    }
-  }
+  TearDown(server, needs_volume, needs_keys);
   PrintTable(a.json ? stderr : stdout, results);
   if (a.json) PrintJson(results, a);
   if (!a.markdown_path.empty()) AppendMarkdown(results, a, load_before);

@@ -23,19 +23,32 @@ enum class Kind {
   kWrite,      // PUT .../data?offset=N, application/octet-stream
   kReadJson,   // GET .../read?offset=N&length=L, base64 in JSON
   kWriteJson,  // POST .../write {"offset":N,"data":"<base64>"}
+  // Keys of the project /v1 acts on (http_load_kv.h has keys and values):
+  kKvPut,       // PUT /v1/keys/bench:N {"value":{...}}, a random key
+  kKvGet,       // GET /v1/keys/bench:N, a random key
+  kKvBatchPut,  // POST /v1/batch/put {"items":[...]}, `items` consecutive keys
 };
+
+inline bool IsKv(Kind k) {
+  return k == Kind::kKvPut || k == Kind::kKvGet || k == Kind::kKvBatchPut;
+}
 
 struct Scenario {
   const char* name;
   Kind kind;
-  uint64_t size_bytes;  // payload per request; 0 for kEmpty
+  uint64_t size_bytes;  // payload per request; 0 for kEmpty and the KV kinds
+  uint64_t items = 1;   // keys per request (kKvBatchPut); 1 otherwise
 };
 
-// Every scenario the tool knows, in the default order: the baseline first,
-// reads before the writes of the same size, and write1m last, because its
-// gigabyte of overwrites can leave a small array collecting garbage for
-// whatever runs next.
+// Every scenario the tool knows: the default set (DefaultScenarios) in its
+// order, then the KV scenarios, which need a project on the server.
 const std::vector<Scenario>& AllScenarios();
+
+// What runs without --scenarios: the baseline first, reads before the
+// writes of the same size, and write1m last, because its gigabyte of
+// overwrites can leave a small array collecting garbage for whatever runs
+// next. No KV scenario: a server need not have a project.
+std::vector<Scenario> DefaultScenarios();
 
 // Where the requests go; constant while a scenario runs.
 struct Target {
@@ -48,7 +61,13 @@ struct Target {
   uint64_t region_bytes = 0;
   uint64_t volume_bytes = 0;
   uint64_t data_seed = 0;  // the seed of everything setup wrote
+  // KV scenarios use keys bench:0 .. bench:<kv_keys - 1>, all written by setup.
+  uint64_t kv_keys = 0;
 };
+
+// The most client threads (--threads). KV writes number their revisions
+// thread index + 1 + k * kMaxThreads, so no two threads write the same one.
+constexpr int kMaxThreads = 1024;
 
 struct RunOptions {
   int threads = 16;
@@ -63,20 +82,22 @@ struct ScenarioResult {
   std::string name;
   double seconds = 0;
   uint64_t requests = 0;
-  uint64_t payload_bytes = 0;  // block data moved (not headers or base64)
+  uint64_t items = 0;          // keys written or read: requests x Scenario::items
+  uint64_t payload_bytes = 0;  // block data or KV value text moved (not headers or base64)
   uint64_t p50_ns = 0, p99_ns = 0, p999_ns = 0, max_ns = 0;
   // Errors: non-2xx answers by status, transport failures, and answers with
   // a wrong size or wrong data (mismatches). All count, warm-up included.
   std::map<int, uint64_t> status_errors;
   uint64_t transport_errors = 0;
   uint64_t mismatches = 0;
-  uint64_t verified = 0;           // reads whose data was checked
+  uint64_t verified = 0;           // reads whose data was checked byte for byte
   uint64_t connection_closes = 0;  // answers carrying Connection: close
   uint64_t dedupe_hits = 0;        // writes the server found duplicate (should be 0)
   std::string first_error;         // one example, for the report
 
   uint64_t errors() const;
   double requests_per_second() const { return seconds > 0 ? requests / seconds : 0; }
+  double items_per_second() const { return seconds > 0 ? items / seconds : 0; }
   double megabytes_per_second() const { return seconds > 0 ? payload_bytes / seconds / 1e6 : 0; }
 };
 
@@ -88,6 +109,14 @@ ScenarioResult RunScenario(const Scenario& scenario, const Target& target,
 // Fills [0, target.region_bytes) with 1 MiB PUTs of the data reads verify,
 // on `threads` connections. Stops at the first failure.
 Status FillRegion(const Target& target, int threads);
+
+// Writes revision 0 of keys bench:0 .. bench:<target.kv_keys - 1> with
+// POST /v1/batch/put of kKvSetupBatchItems keys, on `threads` connections.
+// Stops at the first failure.
+Status FillKeys(const Target& target, int threads);
+
+// Deletes those keys (POST /v1/batch/delete, one connection).
+Status DeleteKeys(const Target& target);
 
 // One HTTP exchange outside the timed loops (setup, teardown): the body of
 // a 2xx answer, else an error naming the status and the server's message.

@@ -8,17 +8,21 @@
 // from a 64-bit seed. Setup's blocks take their seed from the run's data seed
 // and the block's offset, so a read can recompute what it must return;
 // written blocks take theirs from a per-thread counter, so each differs.
+// KV values are made the same way from the key and a revision
+// (http_load_kv.h); each write carries a revision unique within the run.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <thread>
 
 #include "api/http_client.h"
 #include "bench/http_load.h"
+#include "bench/http_load_kv.h"
 
 namespace pstorage::bench {
 
@@ -29,13 +33,6 @@ using Clock = std::chrono::steady_clock;
 constexpr uint64_t kVerifyEvery = 64;               // reads whose data is checked: 1 in 64
 constexpr int kMaxConsecutiveTransportErrors = 50;  // then the thread gives up
 constexpr size_t kLatencyReserve = 1 << 17;         // per thread, preallocated
-
-uint64_t Mix64(uint64_t x) {  // the SplitMix64 finalizer
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
 
 void FillBlock(uint64_t seed, uint8_t* out) {
   uint64_t s = seed;
@@ -130,12 +127,17 @@ class Worker {
         write_seed_(write_seed + (static_cast<uint64_t>(index) << 40)) {
     if (!t.api_key.empty()) headers_.emplace_back("X-API-Key", t.api_key);
     if (s.kind == Kind::kWrite) headers_.emplace_back("Content-Type", "application/octet-stream");
-    if (s.kind == Kind::kWriteJson) headers_.emplace_back("Content-Type", "application/json");
+    if (s.kind == Kind::kWriteJson || s.kind == Kind::kKvPut || s.kind == Kind::kKvBatchPut) {
+      headers_.emplace_back("Content-Type", "application/json");
+    }
     data_.resize(std::max<uint64_t>(s.size_bytes, kBlockBytes));
     expected_.resize(data_.size());
     latencies_ns_.reserve(kLatencyReserve);
     path_.reserve(128);
-    body_.reserve(s.size_bytes / 3 * 4 + 128);
+    body_.reserve(s.size_bytes / 3 * 4 + 160 * s.items + 128);
+    // Revisions index + 1, + kMaxThreads, ...: distinct between the threads.
+    next_rev_ = static_cast<uint64_t>(index) + 1;
+    batch_count_ = "\"count\":" + std::to_string(s.items) + ",";
   }
 
   // Closed loop until `end`; records answers completed in [start, end).
@@ -148,7 +150,7 @@ class Worker {
       const Clock::time_point t1 = Clock::now();
       if (ok && t1 >= start && t1 < end) {
         latencies_ns_.push_back(static_cast<uint64_t>((t1 - t0).count()));
-        result_.payload_bytes += scenario_.size_bytes;
+        result_.payload_bytes += moved_bytes_;
         done_.fetch_add(1, std::memory_order_relaxed);
       }
       transport_in_a_row = last_was_transport_error_ ? transport_in_a_row + 1 : 0;
@@ -178,6 +180,10 @@ class Worker {
     return false;
   }
   bool CheckData(uint64_t offset, std::string_view got);
+  uint64_t RandomKey() { return RandomOffset(0, target_.kv_keys, 1); }
+  void BuildKvPut();
+  void BuildKvBatch();
+  bool CheckKvValue(std::string_view body);
 
   const Scenario& scenario_;
   const Target& target_;
@@ -187,8 +193,12 @@ class Worker {
   const uint64_t write_seed_;
   uint64_t write_count_ = 0;
   uint64_t reads_ = 0;
+  uint64_t moved_bytes_ = 0;  // payload of the last request: block data or value text
+  uint64_t key_ = 0;          // the key of the last KV request
+  uint64_t next_rev_;         // the revision the next KV write carries
+  std::string batch_count_;   // "count":<items>, in a batch's answer
   bool last_was_transport_error_ = false;
-  std::string path_, body_, decoded_;
+  std::string path_, body_, decoded_, expected_text_;
   std::vector<uint8_t> data_, expected_;
   std::vector<uint64_t> latencies_ns_;
   ScenarioResult result_;
@@ -218,8 +228,67 @@ bool Worker::CheckData(uint64_t offset, std::string_view got) {
   return true;
 }
 
+void Worker::BuildKvPut() {
+  key_ = RandomKey();
+  path_.assign("/v1/keys/");
+  AppendKvKey(key_, &path_);
+  body_.assign("{\"value\":");
+  AppendKvValue(target_.data_seed, key_, next_rev_, &body_);
+  body_.push_back('}');
+  next_rev_ += kMaxThreads;
+  moved_bytes_ = body_.size() - 10;  // less {"value": and }
+}
+
+// `items` consecutive keys (wrapping) from a random one: distinct, since
+// --kv-keys is at least kv_batch100's 100.
+void Worker::BuildKvBatch() {
+  key_ = RandomKey();
+  path_.assign("/v1/batch/put");
+  body_.assign("{\"items\":[");
+  moved_bytes_ = 0;
+  for (uint64_t i = 0; i < scenario_.items; i++) {
+    if (i != 0) body_.push_back(',');
+    moved_bytes_ +=
+        AppendKvItem(target_.data_seed, (key_ + i) % target_.kv_keys, next_rev_, &body_);
+  }
+  body_.append("]}");
+  next_rev_ += kMaxThreads;
+}
+
+// The answer must be exactly {"found":true,"key":"bench:N","value":<value>}
+// with a value of key N; 1 in kVerifyEvery is checked byte for byte against
+// the revision it carries.
+bool Worker::CheckKvValue(std::string_view body) {
+  expected_text_.assign("{\"found\":true,\"key\":\"");
+  AppendKvKey(key_, &expected_text_);
+  expected_text_.append("\",\"value\":");
+  const size_t value_at = expected_text_.size();
+  expected_text_.append("{\"id\":\"");
+  AppendKvKey(key_, &expected_text_);
+  expected_text_.append("\",");
+  if (body.size() < expected_text_.size() + 1 || body.back() != '}' ||
+      body.compare(0, expected_text_.size(), expected_text_) != 0) {
+    result_.mismatches++;
+    return Fail(path_ + ": unexpected answer " + std::string(body.substr(0, 160)));
+  }
+  const std::string_view value = body.substr(value_at, body.size() - 1 - value_at);
+  moved_bytes_ = value.size();
+  if (reads_++ % kVerifyEvery != 0) return true;
+  result_.verified++;
+  const int64_t rev = KvValueRevision(value);
+  expected_text_.clear();
+  if (rev >= 0) AppendKvValue(target_.data_seed, key_, static_cast<uint64_t>(rev), &expected_text_);
+  if (rev < 0 || value != expected_text_) {
+    result_.mismatches++;
+    return Fail(path_ + ": value differs from revision " + std::to_string(rev) +
+                " as written: " + std::string(value.substr(0, 160)));
+  }
+  return true;
+}
+
 bool Worker::One() {
   const uint64_t size = scenario_.size_bytes;
+  moved_bytes_ = size;
   const uint64_t write_base = target_.region_bytes;
   const uint64_t write_span = target_.volume_bytes - target_.region_bytes;
   uint64_t offset = 0;
@@ -248,6 +317,21 @@ bool Worker::One() {
       body_.assign("{\"offset\":").append(std::to_string(offset)).append(",\"data\":\"");
       Base64Append(data_.data(), size, &body_);
       body_.append("\"}");
+      method = "POST";
+      body = body_;
+      break;
+    case Kind::kKvPut:
+      BuildKvPut();
+      method = "PUT";
+      body = body_;
+      break;
+    case Kind::kKvGet:
+      key_ = RandomKey();
+      path_.assign("/v1/keys/");
+      AppendKvKey(key_, &path_);
+      break;
+    case Kind::kKvBatchPut:
+      BuildKvBatch();
       method = "POST";
       body = body_;
       break;
@@ -287,6 +371,16 @@ bool Worker::One() {
       // Written data is meant to be unique: a hit means the payloads repeat.
       if (r->body.find("\"was_deduplicated\":true") != std::string::npos) result_.dedupe_hits++;
       return true;
+    case Kind::kKvPut:
+      if (r->status == 200 || r->status == 201) return true;
+      result_.mismatches++;
+      return Fail(path_ + ": " + ErrorText(r->status, r->body) + " (expected 200 or 201)");
+    case Kind::kKvGet:
+      return CheckKvValue(r->body);
+    case Kind::kKvBatchPut:
+      if (r->body.find(batch_count_) != std::string::npos) return true;
+      result_.mismatches++;
+      return Fail(path_ + ": no " + batch_count_ + " in " + r->body.substr(0, 160));
     default:
       return true;
   }
@@ -327,8 +421,19 @@ const std::vector<Scenario>& AllScenarios() {
       {"write4k_json", Kind::kWriteJson, kBlockBytes},
       {"read1m", Kind::kRead, kMiB},
       {"write1m", Kind::kWrite, kMiB},
+      {"kv_put", Kind::kKvPut, 0},
+      {"kv_get", Kind::kKvGet, 0},
+      {"kv_batch100", Kind::kKvBatchPut, 0, 100},
   };
   return all;
+}
+
+std::vector<Scenario> DefaultScenarios() {
+  std::vector<Scenario> out;
+  for (const Scenario& s : AllScenarios()) {
+    if (!IsKv(s.kind)) out.push_back(s);
+  }
+  return out;
 }
 
 ScenarioResult RunScenario(const Scenario& scenario, const Target& target,
@@ -373,6 +478,7 @@ ScenarioResult RunScenario(const Scenario& scenario, const Target& target,
     const ScenarioResult& one = w->result();
     all.insert(all.end(), w->latencies_ns().begin(), w->latencies_ns().end());
     r.requests += one.requests;
+    r.items += one.requests * scenario.items;
     r.payload_bytes += one.payload_bytes;
     for (const auto& [status, count] : one.status_errors) r.status_errors[status] += count;
     r.transport_errors += one.transport_errors;
@@ -390,43 +496,96 @@ ScenarioResult RunScenario(const Scenario& scenario, const Target& target,
   return r;
 }
 
-Status FillRegion(const Target& target, int threads) {
-  const uint64_t chunks = target.region_bytes / kMiB;
+namespace {
+
+// One request of setup or teardown on `client`: an error unless it
+// completes with a 2xx answer.
+Status Send(api::HttpClient& client, const Target& t, const char* method, const std::string& path,
+            std::string_view body, const char* content_type) {
+  api::HttpHeaders headers = {{"Content-Type", content_type}};
+  if (!t.api_key.empty()) headers.emplace_back("X-API-Key", t.api_key);
+  Result<api::HttpResponse> r = client.Request(method, path, body, headers);
+  if (!r.ok()) {
+    return Status::IoError(std::string(method) + " " + path + ": " + r.status().message());
+  }
+  if (r->status < 200 || r->status > 299) {
+    return Status::IoError(std::string(method) + " " + path + ": " + ErrorText(r->status, r->body));
+  }
+  return Status::Ok();
+}
+
+// Calls one(i, client, scratch) for every i in [0, count) on `threads`
+// connections, each thread with its own client and scratch buffer. The first
+// failure is returned and stops the others at their next item.
+using ChunkFn = std::function<Status(uint64_t, api::HttpClient&, std::string&)>;
+Status ForEachChunk(const Target& target, uint64_t count, int threads, const ChunkFn& one) {
   std::atomic<uint64_t> next{0};
   std::mutex mu;
   Status first;  // guarded by mu
-  auto fill = [&] {
+  auto loop = [&] {
     api::HttpClient client(target.host, target.port);
-    api::HttpHeaders headers = {{"Content-Type", "application/octet-stream"}};
-    if (!target.api_key.empty()) headers.emplace_back("X-API-Key", target.api_key);
-    std::vector<uint8_t> data(kMiB);
-    for (;;) {
-      const uint64_t i = next.fetch_add(1);
-      if (i >= chunks) return;
-      const uint64_t offset = i * kMiB;
-      FillSetupData(target, offset, data.data(), kMiB);
-      std::string path =
-          "/api/v1/volumes/" + target.volume_id + "/data?offset=" + std::to_string(offset);
-      Result<api::HttpResponse> r = client.Request(
-          "PUT", path, std::string_view(reinterpret_cast<const char*>(data.data()), kMiB), headers);
-      Status st;
-      if (!r.ok()) {
-        st = r.status();
-      } else if (r->status < 200 || r->status > 299) {
-        st = Status::IoError("PUT " + path + ": " + ErrorText(r->status, r->body));
-      }
+    std::string scratch;
+    for (uint64_t i = next.fetch_add(1); i < count; i = next.fetch_add(1)) {
+      Status st = one(i, client, scratch);
       if (!st.ok()) {
         std::lock_guard<std::mutex> lock(mu);
         if (first.ok()) first = st;
-        next.store(chunks);  // the others stop at their next chunk
+        next.store(count);  // the others stop at their next item
         return;
       }
     }
   };
   std::vector<std::thread> pool;
-  for (int i = 0; i < std::max(1, threads); i++) pool.emplace_back(fill);
+  for (int i = 0; i < std::max(1, threads); i++) pool.emplace_back(loop);
   for (auto& t : pool) t.join();
   return first;
+}
+
+}  // namespace
+
+Status FillRegion(const Target& target, int threads) {
+  auto one = [&target](uint64_t i, api::HttpClient& client, std::string& data) {
+    const uint64_t offset = i * kMiB;
+    data.resize(kMiB);
+    FillSetupData(target, offset, reinterpret_cast<uint8_t*>(data.data()), kMiB);
+    const std::string path =
+        "/api/v1/volumes/" + target.volume_id + "/data?offset=" + std::to_string(offset);
+    return Send(client, target, "PUT", path, data, "application/octet-stream");
+  };
+  return ForEachChunk(target, target.region_bytes / kMiB, threads, one);
+}
+
+Status FillKeys(const Target& target, int threads) {
+  auto one = [&target](uint64_t i, api::HttpClient& client, std::string& body) {
+    const uint64_t first = i * kKvSetupBatchItems;
+    const uint64_t end = std::min(target.kv_keys, first + kKvSetupBatchItems);
+    body.assign("{\"items\":[");
+    for (uint64_t n = first; n < end; n++) {
+      if (n != first) body.push_back(',');
+      AppendKvItem(target.data_seed, n, 0, &body);
+    }
+    body.append("]}");
+    return Send(client, target, "POST", "/v1/batch/put", body, "application/json");
+  };
+  return ForEachChunk(target, (target.kv_keys + kKvSetupBatchItems - 1) / kKvSetupBatchItems,
+                      threads, one);
+}
+
+Status DeleteKeys(const Target& target) {
+  auto one = [&target](uint64_t i, api::HttpClient& client, std::string& body) {
+    const uint64_t first = i * kKvSetupBatchItems;
+    const uint64_t end = std::min(target.kv_keys, first + kKvSetupBatchItems);
+    body.assign("{\"keys\":[");
+    for (uint64_t n = first; n < end; n++) {
+      body.append(n == first ? "\"" : ",\"");
+      AppendKvKey(n, &body);
+      body.push_back('"');
+    }
+    body.append("]}");
+    return Send(client, target, "POST", "/v1/batch/delete", body, "application/json");
+  };
+  return ForEachChunk(target, (target.kv_keys + kKvSetupBatchItems - 1) / kKvSetupBatchItems, 1,
+                      one);
 }
 
 Result<std::string> Call(const Target& target, const std::string& method, const std::string& path,

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # HTTP API benchmark: starts a real `pstorage serve` (fresh array, rate limit
-# off, authentication on with a key made here) on 127.0.0.1 in a temporary
-# folder, runs pstorage-http-load against it, stops the server with SIGTERM
-# and writes a markdown section for docs/performance.md.
+# off, authentication on with a key made here, one on-disk KV project `bench`)
+# on 127.0.0.1 in a temporary folder, runs pstorage-http-load against it (the
+# default scenarios, then the KV ones), stops the server with SIGTERM and
+# writes a markdown section for docs/performance.md.
 #
 # Usage: scripts/http-bench.sh [BUILD_DIR [OUT_FILE]]
 #   BUILD_DIR  a build folder with api/pstorage and bench/pstorage-http-load
@@ -11,7 +12,8 @@
 # Env:   PSTORAGE_BENCH_DIR       parent of the temporary folder holding the array
 #                                 (default /var/tmp, a disk, as for bench-report.sh)
 #        PSTORAGE_HTTP_BENCH_ARGS extra pstorage-http-load options, e.g. "--seconds 3"
-# Takes about a minute with the defaults (7 scenarios x (1 s warm-up + 5 s)).
+# Takes about a minute and a half with the defaults ((7 + 3 KV + 3 hot) scenarios
+# x (1 s warm-up + 5 s), plus setup).
 # Exits 3 when the load generator saw errors (the section is written anyway
 # and shows them), 1 on any other failure.
 set -euo pipefail
@@ -57,7 +59,10 @@ cat >"$tmp/config.json" <<EOF
   "log_level": "warn",
   "rate_limit": {"enabled": false},
   "default": {"authentication": {"enabled": true, "api_key": "$api_key"}},
-  "array": {"data_dir": "data", "flash_capacity_bytes": 1073741824}
+  "array": {"data_dir": "data", "flash_capacity_bytes": 1073741824},
+  "projects": [
+    {"id": "bench", "storage": {"on_disk": true}, "authentication": {"enabled": false}}
+  ]
 }
 EOF
 chmod 600 "$tmp/config.json"
@@ -81,10 +86,12 @@ done
 echo "http-bench: server at $url (pid $server_pid)" >&2
 
 # The key goes through the environment, not the command line (ps would show it).
+# The KV scenarios come last, in the same run and table: /v1 with the admin
+# key acts on the first project, `bench`.
 load_rc=0
 # shellcheck disable=SC2086  # PSTORAGE_HTTP_BENCH_ARGS is a list of options
 PSTORAGE_API_KEY=$api_key "$load_bin" --url "$url" --markdown "$tmp/table.md" \
-  ${PSTORAGE_HTTP_BENCH_ARGS:-} >&2 || load_rc=$?
+  --scenarios default,kv_put,kv_get,kv_batch100 ${PSTORAGE_HTTP_BENCH_ARGS:-} >&2 || load_rc=$?
 [ "$load_rc" -eq 0 ] || [ "$load_rc" -eq 3 ] || die "pstorage-http-load failed (exit $load_rc)"
 # Reads again with a working set that fits the server's 64 MiB block cache:
 # the figure for hot data, next to the cold one above (256 MiB, mostly flash).
@@ -126,6 +133,13 @@ the data written; writes go to random aligned offsets of the rest of the
 volume with unique blocks (half random bytes, half zeros: about 2x for LZ4,
 no dedupe hits). Any non-2xx answer, transport failure or wrong data counts
 as an error.
+
+The \`kv_*\` rows use the key-value API (\`/v1/keys/{key}\`, \`/v1/batch/put\`)
+of the server's one project, \`bench\`, stored on disk in the same temporary
+folder: every acknowledged key write is fdatasync'ed, with concurrent writers
+sharing syncs (group commit). Setup writes the keys in batches of 500;
+\`kv_put\` and \`kv_batch100\` overwrite them with new values, \`kv_get\`
+reads them and checks 1 in 64 values byte for byte.
 
 The \`empty\` row is the baseline, measured in the same run with the same
 client: a Pistache server inside the load generator whose handler answers
