@@ -305,6 +305,16 @@ Status ReadTop(const Section& top, FileConfig* f) {
   PS_RETURN_IF_ERROR(ReadDefault(top, f));
   PS_RETURN_IF_ERROR(ReadArray(top, &c.array));
   PS_RETURN_IF_ERROR(ReadKv(top, &c.kv));
+  // A value travels inside a request body: past max_body_bytes no request
+  // could carry it.
+  if (c.kv.max_value_bytes > c.max_body_bytes) {
+    Result<Section> kv = top.Child("kv");
+    if (kv->Find("max_value_bytes") != nullptr) {
+      return kv->Error("max_value_bytes", "must not exceed max_body_bytes (" +
+                                              std::to_string(c.max_body_bytes) + ")");
+    }
+    c.kv.max_value_bytes = c.max_body_bytes;  // the default, lowered to fit
+  }
   return ReadProjects(top, &c.projects);
 }
 

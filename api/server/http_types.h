@@ -26,6 +26,7 @@ struct Request {
   std::string if_none_match; // the If-None-Match header, "" when absent
   std::string request_id;
   std::string project_id;    // KV routes: the project the request acts on
+  bool anonymous = true;     // no valid key was presented (open routes and open projects)
 };
 
 // The sending side of a streamed reply (text/event-stream). Send queues

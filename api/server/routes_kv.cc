@@ -116,6 +116,13 @@ Status ReadPut(const rapidjson::Value& obj, const KvConfig& limits, bool with_ke
     out->options.tags = std::move(*tags);
   }
   PS_RETURN_IF_ERROR(f.status());
+  for (const auto& [name, text] : out->options.tags) {
+    if (name.size() > kv::kMaxTagBytes || text.size() > kv::kMaxTagBytes) {
+      return Status::InvalidArgument("metadata: names and values must be at most " +
+                                     std::to_string(kv::kMaxTagBytes) + " bytes ('" +
+                                     ValidUtf8(name.substr(0, 64)) + "')");
+    }
+  }
   out->value_json = CompactJson(*value);
   if (out->value_json.size() > limits.max_value_bytes) {
     *too_large = true;
@@ -269,7 +276,10 @@ Reply DeleteKey(Services& s, const Request& req) {
   if (Status p = ReadPrecondition(req, &pre); !p.ok()) return Error(req, p);
   if (pre.must_not_exist) return BadRequest(req, "If-None-Match makes no sense on DELETE");
   const std::string key = PathKey(req);
-  Status st = (*store)->Delete(key, pre.version);
+  Reply refusal;
+  Result<std::optional<uint64_t>> expected = ExpectedVersion(**store, key, pre, &refusal, req);
+  if (!expected.ok()) return refusal;
+  Status st = (*store)->Delete(key, *expected);
   if (st.code() == Code::kNotFound) {
     return KvError(req, 404, "KEY_NOT_FOUND", "Key " + ValidUtf8(key) + " not found");
   }
@@ -621,9 +631,10 @@ Reply Transaction(Services& s, const Request& req) {
     const kv::Condition& c = txn.conditions[r->failed_condition];
     const size_t op = condition_op[r->failed_condition];
     Result<kv::Entry> cur = (*store)->Get(c.key);
-    const std::string got = cur.ok() ? "version " + std::to_string(cur->version) : "no such key";
-    std::string detail = "operations[" + std::to_string(op) + "] (" + ValidUtf8(c.key) +
-                         "): condition " + DescribeCondition(c) + " failed; the key has " + got +
+    const std::string now =
+        cur.ok() ? "is at version " + std::to_string(cur->version) : "does not exist";
+    std::string detail = "operations[" + std::to_string(op) + "]: condition " +
+                         DescribeCondition(c) + " failed: key " + ValidUtf8(c.key) + " " + now +
                          "; nothing was changed";
     if (c.kind == kv::Condition::Kind::kVersionEquals) {
       detail = "Expected version " + std::to_string(c.version) + ", got " +

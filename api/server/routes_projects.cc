@@ -130,6 +130,15 @@ Reply UpdateProject(Services& s, const Request& req) {
   ProjectUpdate u;
   std::string unused;
   if (Status st = ReadSettings(doc, false, &u, &unused); !st.ok()) return Error(req, st);
+  // An open project accepts requests without a key, but who may use it is
+  // decided by a key holder: otherwise anyone could lock everyone out by
+  // turning authentication on and keeping the key it returns.
+  if (req.anonymous && (u.auth_enabled || u.save_api_key_to_file)) {
+    return ErrorReply(403, "FORBIDDEN",
+                      "changing a project's authentication needs the admin key or the "
+                      "project's own key",
+                      req.request_id);
+  }
   Result<ProjectRegistry::Keyed> k = s.projects->Update(req.project_id, u);
   if (!k.ok()) return Error(req, k.status());
   return KeyedReply(200, *k);

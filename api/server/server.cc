@@ -316,6 +316,7 @@ std::optional<Reply> HttpServer::Impl::Authorize(const Route& route, Request* re
   // caller acts as the admin.
   const bool admin = !config_.auth.enabled || caller.kind == Caller::Kind::kAdmin;
   const bool invalid = caller.kind == Caller::Kind::kNone || caller.kind == Caller::Kind::kInvalid;
+  req->anonymous = invalid && config_.auth.enabled;
   switch (route.access) {
     case Access::kOpen:
       return std::nullopt;

@@ -160,7 +160,14 @@ TEST(OpenApiTest, DocumentsEveryRouteAndNothingElse) {
   ASSERT_FALSE(doc.HasParseError());
   ASSERT_TRUE(doc.HasMember("paths") && doc["paths"].IsObject());
   const rapidjson::Value& paths = doc["paths"];
+  // OpenAPI has no catch-all parameter: the router's {key*} (the rest of
+  // the path) is documented as {key}.
   std::vector<Route> routes = AllRoutes();
+  for (Route& route : routes) {
+    if (size_t star = route.pattern.find("*}"); star != std::string::npos) {
+      route.pattern.erase(star, 1);
+    }
+  }
   size_t operations = 0;
   for (const Route& route : routes) {
     std::string method = route.method;
