@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <utility>
 #include <fstream>
 #include <sstream>
 
@@ -172,10 +173,13 @@ Status LoadSnapshot(const SnapshotPaths& paths, std::map<std::string, Entry>* en
   if (!s.ok() && s.code() != Code::kNotFound) return s;
   const rapidjson::Value* keys = nullptr;
   if (s.ok()) {
-    auto it = meta.FindMember("keys");
-    if (it != meta.MemberEnd() && it->value.IsObject()) keys = &it->value;
+    // Const iterators: clang warns that C++20 finds the mutable ones'
+    // comparison ambiguous.
+    const rapidjson::Value& root = meta;
+    auto it = root.FindMember("keys");
+    if (it != root.MemberEnd() && it->value.IsObject()) keys = &it->value;
   }
-  for (const auto& m : data.GetObject()) {
+  for (const auto& m : std::as_const(data).GetObject()) {
     Entry e;
     e.key.assign(m.name.GetString(), m.name.GetStringLength());
     rapidjson::StringBuffer buf;
