@@ -364,6 +364,25 @@ bool ApplyKeyRules(FileConfig* f, LoadedConfig* out) {
   return changed;
 }
 
+// A key opens one thing: the admin's or one project's.
+Status CheckKeysDistinct(const std::string& file, const ServerConfig& c) {
+  std::vector<std::pair<std::string, std::string>> owners;  // (hash, who)
+  if (!c.auth.api_key_hash.empty()) owners.emplace_back(c.auth.api_key_hash, "the admin key");
+  for (size_t i = 0; i < c.projects.size(); i++) {
+    const std::string& hash = c.projects[i].auth.api_key_hash;
+    if (hash.empty()) continue;
+    const std::string who = "projects[" + std::to_string(i) + "] (" + c.projects[i].id + ")";
+    for (const auto& [other_hash, other] : owners) {
+      if (other_hash == hash) {
+        return Status::InvalidArgument(file + ": " + who + " has the same API key as " + other +
+                                       "; every project needs its own key");
+      }
+    }
+    owners.emplace_back(hash, who);
+  }
+  return Status::Ok();
+}
+
 // ---- Writing ----
 
 using Pretty = rapidjson::PrettyWriter<rapidjson::StringBuffer>;
@@ -590,6 +609,7 @@ Result<LoadedConfig> LoadOrCreateConfig(const std::string& path) {
   // Written before the keys are returned: a key whose hash is not on disk
   // would stop working at the next start.
   const bool changed = ApplyKeyRules(&f, &out);
+  PS_RETURN_IF_ERROR(CheckKeysDistinct(path, f.server));
   if (out.file_created || changed) {
     PS_RETURN_IF_ERROR(WriteFileAtomic(path, file, Render(f)));
     out.file_rewritten = !out.file_created;

@@ -49,7 +49,10 @@ Status ParseJsonObject(std::string_view body, rapidjson::Document* doc, int max_
     return Status::InvalidArgument("request body nests deeper than " +
                                    std::to_string(max_depth) + " levels");
   }
-  constexpr unsigned kFlags = rapidjson::kParseValidateEncodingFlag;
+  // Full precision: KV values are stored as re-serialized, and a number
+  // must come back as the same double.
+  constexpr unsigned kFlags =
+      rapidjson::kParseValidateEncodingFlag | rapidjson::kParseFullPrecisionFlag;
   doc->Parse<kFlags>(body.data(), body.size());
   if (doc->HasParseError()) {
     return Status::InvalidArgument(

@@ -95,24 +95,35 @@ RouteMatch Router::Match(std::string_view method, std::string_view path) const {
     if (rest ? parts.size() < segs.size() : segs.size() != parts.size()) continue;
     std::map<std::string, std::string> params;
     bool ok = true;
+    bool bad_escape = false;
     for (size_t i = 0; i < segs.size() && ok; i++) {
       const std::string& s = segs[i];
       if (rest && i + 1 == segs.size()) {
         // {name*}: the rest of the path, slashes included, decoded.
+        // A trailing slash belongs to the value here ("dir/" is its own key).
         std::string joined = parts[i];
         for (size_t j = i + 1; j < parts.size(); j++) joined += "/" + parts[j];
+        if (path.back() == '/') joined += '/';
         std::string value;
-        ok = PercentDecode(joined, &value, false) && !value.empty();
+        const bool decoded = PercentDecode(joined, &value, false);
+        bad_escape = bad_escape || !decoded;
+        ok = decoded && !value.empty();
         params[s.substr(1, s.size() - 3)] = std::move(value);
       } else if (s.size() > 2 && s.front() == '{' && s.back() == '}') {
         std::string value;
-        ok = PercentDecode(parts[i], &value, false) && !value.empty();
+        const bool decoded = PercentDecode(parts[i], &value, false);
+        bad_escape = bad_escape || !decoded;
+        ok = decoded && !value.empty();
         params[s.substr(1, s.size() - 2)] = std::move(value);
       } else {
         ok = s == parts[i];
       }
     }
-    if (!ok) continue;
+    if (!ok) {
+      // Every literal segment matched; only a parameter did not decode.
+      m.bad_escape = m.bad_escape || bad_escape;
+      continue;
+    }
     if (routes_[r].method == method) {
       m.index = static_cast<int>(r);
       m.params = std::move(params);
@@ -127,6 +138,10 @@ RouteMatch Router::Match(std::string_view method, std::string_view path) const {
 }
 
 Reply NoRouteReply(const RouteMatch& m, const Request& req) {
+  if (m.bad_escape && m.allow.empty()) {
+    return ErrorReply(400, "INVALID_ARGUMENT", "malformed percent-escape in the path",
+                      req.request_id);
+  }
   if (!m.allow.empty()) {
     Reply r = ErrorReply(405, "METHOD_NOT_ALLOWED",
                          req.method + " is not allowed on " + req.path + "; allowed: " + m.allow,

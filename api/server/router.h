@@ -37,6 +37,7 @@ struct RouteMatch {
   int index = -1;  // into Router::routes(); -1 when nothing matched
   std::map<std::string, std::string> params;
   std::string allow;  // when the path matched only under other methods: "GET, DELETE"
+  bool bad_escape = false;  // a route's segments matched but a {param} had a bad %-escape
 };
 
 class Router {
@@ -50,8 +51,9 @@ class Router {
   std::vector<std::vector<std::string>> segments_;  // per route
 };
 
-// The reply for a request that matched no route: 405 with `Allow` when the
-// path exists under other methods, else 404.
+// The reply for a request that matched no route: 400 for a malformed
+// percent-escape, 405 with `Allow` when the path exists under other
+// methods, else 404.
 Reply NoRouteReply(const RouteMatch& m, const Request& req);
 
 // Every route the server serves (defined by the routes_*.cc files).

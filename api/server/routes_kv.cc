@@ -23,6 +23,12 @@ constexpr int kMaxKvBodyDepth = kv::kMaxJsonDepth + 4;
 
 bool SeedPath(const Request& req) { return req.path.rfind("/v1/", 0) == 0; }
 
+// Keys, values and metadata a reply may carry: max_body_bytes, which the
+// server's response buffer holds with room to spare (server.cc, Listen).
+size_t ReplyBudget(const Services& s) { return s.config.max_body_bytes; }
+// JSON syntax and metadata of one item, an upper bound (tags aside).
+constexpr size_t kEntryOverhead = 256;
+
 Result<std::shared_ptr<kv::KvStore>> StoreFor(Services& s, const Request& req) {
   return s.projects->Store(req.project_id);
 }
@@ -352,15 +358,30 @@ Reply ListKeys(Services& s, const Request& req) {
     if (!k.ok()) return Error(req, k.status());
     cursor = *k;
   }
-  // Without a limit, every key (in pages of kMaxListLimit).
+  // Without a limit, every key (in pages of kMaxListLimit) — as far as one
+  // reply can carry: past ReplyBudget() bytes the page ends early with
+  // has_more and a cursor, whatever the limit.
+  const size_t budget = ReplyBudget(s);
   std::vector<kv::Entry> entries;
+  size_t bytes = 0;
   bool has_more = false;
-  for (;;) {
+  bool full = false;
+  while (!full) {
     const size_t want = *limit ? static_cast<size_t>(**limit) - entries.size() : kv::kMaxListLimit;
     Result<kv::ListPage> page = (*store)->List(prefix, cursor, want);
     if (!page.ok()) return Error(req, page.status());
-    for (auto& e : page->entries) entries.push_back(std::move(e));
     has_more = page->has_more;
+    for (size_t i = 0; i < page->entries.size(); i++) {
+      kv::Entry& e = page->entries[i];
+      const size_t size = e.key.size() * 2 + (values ? e.value.size() : 0) + kEntryOverhead;
+      if (!entries.empty() && bytes + size > budget) {
+        full = true;
+        has_more = true;
+        break;
+      }
+      bytes += size;
+      entries.push_back(std::move(e));
+    }
     if (!has_more || *limit || entries.empty()) break;
     cursor = entries.back().key;
   }
@@ -478,6 +499,16 @@ Reply BatchGet(Services& s, const Request& req) {
   std::vector<std::string> keys;
   if (Status st = KeyList(*arr, &keys); !st.ok()) return Error(req, st);
   std::vector<Result<kv::Entry>> got = (*store)->GetBatch(keys);
+  size_t bytes = 0;
+  for (size_t i = 0; i < keys.size(); i++) {
+    bytes += keys[i].size() * 2 + kEntryOverhead + (got[i].ok() ? got[i]->value.size() : 0);
+  }
+  if (bytes > ReplyBudget(s)) {
+    return KvError(req, 413, "RESPONSE_TOO_LARGE",
+                   "the values asked for add up to about " + std::to_string(bytes) +
+                       " bytes, more than one reply carries (" +
+                       std::to_string(ReplyBudget(s)) + "); ask for fewer keys per request");
+  }
   rapidjson::StringBuffer sb;
   JsonWriter w(sb);
   w.StartObject();
@@ -678,6 +709,16 @@ Reply Watch(Services& s, const Request& req) {
   if (!store.ok()) return Error(req, store.status());
   WatchSpec spec;
   if (auto p = req.params.find("prefix"); p != req.params.end()) spec.prefix = p->second;
+  // Keys never hold control bytes, so neither does a useful prefix.
+  for (char c : spec.prefix) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      return BadRequest(req, "a watch prefix must not contain control characters");
+    }
+  }
+  if (spec.prefix.size() > s.projects->limits().max_key_bytes) {
+    return BadRequest(req, "a watch prefix is at most kv.max_key_bytes (" +
+                               std::to_string(s.projects->limits().max_key_bytes) + ") bytes");
+  }
   if (auto e = req.query.find("events"); e != req.query.end()) {
     spec.puts = spec.deletes = false;
     std::string_view list = e->second;

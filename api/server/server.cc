@@ -117,7 +117,8 @@ class PeerSink : public StreamSink, public std::enable_shared_from_this<PeerSink
     Write("0\r\n\r\n", /*final=*/true);
   }
 
-  bool closed() const override { return closed_.load(); }
+  // Also once the connection is gone: Pistache drops its peer then.
+  bool closed() const override { return closed_.load() || peer_.expired(); }
 
  private:
   bool Write(std::string chunk, bool final = false) {

@@ -125,8 +125,9 @@ Result<std::shared_ptr<StreamReply>> WatchHub::Open(std::shared_ptr<kv::KvStore>
   stream->store = store;
   stream->spec = std::move(spec);
   {
-    std::lock_guard<std::mutex> l(mu_);
+    std::unique_lock<std::mutex> l(mu_);
     if (stop_) return Status::Busy("the server is shutting down");
+    if (streams_.size() >= kMaxStreams) ReapLocked(&l);
     if (streams_.size() >= kMaxStreams) {
       return Status::Busy("too many watch streams are open (" + std::to_string(kMaxStreams) +
                           "); retry later");
@@ -140,9 +141,25 @@ Result<std::shared_ptr<StreamReply>> WatchHub::Open(std::shared_ptr<kv::KvStore>
     if (auto s = weak.lock()) s->OnEvent(ev);
   });
   auto reply = std::make_shared<StreamReply>();
-  reply->first = ": watching \"" + stream->spec.prefix + "\"\n\n";
+  reply->first = ": watching\n\n";
   reply->start = [stream](std::shared_ptr<StreamSink> sink) { stream->Attach(std::move(sink)); };
   return reply;
+}
+
+void WatchHub::ReapLocked(std::unique_lock<std::mutex>* l) {
+  std::vector<std::shared_ptr<Stream>> ended;
+  for (auto& s : streams_) {
+    if (s->Ended()) ended.push_back(s);
+  }
+  streams_.erase(std::remove_if(streams_.begin(), streams_.end(),
+                                [&](const std::shared_ptr<Stream>& s) {
+                                  return std::find(ended.begin(), ended.end(), s) != ended.end();
+                                }),
+                 streams_.end());
+  // Unwatch outside the hub's lock: it waits for a running callback.
+  l->unlock();
+  for (auto& s : ended) s->store->Unwatch(s->watch_id);
+  l->lock();
 }
 
 void WatchHub::Loop() {

@@ -56,6 +56,8 @@ class WatchHub {
  private:
   struct Stream;
   void Loop();
+  // Forgets the streams that ended (mu_ held by *l; released meanwhile).
+  void ReapLocked(std::unique_lock<std::mutex>* l);
 
   const std::chrono::milliseconds heartbeat_;
   mutable std::mutex mu_;

@@ -33,7 +33,27 @@ struct ServerOptions {
   uint64_t burst = 10000;
   uint64_t flash_bytes = 64ull << 20;
   uint64_t max_body_bytes = 8ull << 20;
+  // The config's "projects" array, as JSON text (see ProjectEntry).
+  std::string projects_json = "[]";
+  // The "kv" section; 0 leaves a limit at its default (no section when all are 0).
+  uint64_t kv_max_key_bytes = 0;
+  uint64_t kv_max_value_bytes = 0;
+  uint64_t kv_max_batch_items = 0;
+  uint64_t kv_expiry_interval_ms = 0;
 };
+
+// One entry of the config's "projects" array. A non-empty `api_key` is the
+// project's plain key (the server hashes it and removes it from the file);
+// "" writes null (a key is generated at start when authentication is on).
+inline std::string ProjectEntry(const std::string& id, const std::string& api_key,
+                                bool on_disk = true, bool auth = true) {
+  return "{\"id\": \"" + id + "\", \"storage\": {\"on_disk\": " +
+         (on_disk ? "true" : "false") +
+         ", \"cache_in_memory\": true}, \"authentication\": {\"enabled\": " +
+         (auth ? "true" : "false") + ", \"save_api_key_to_file\": false, \"api_key\": " +
+         (api_key.empty() ? std::string("null") : "\"" + api_key + "\"") +
+         ", \"api_key_hash\": null}}";
+}
 
 inline std::string ReadFileText(const std::string& path) {
   std::ifstream in(path);
@@ -107,6 +127,25 @@ class ServerProcess {
   void Kill() { Stop(SIGKILL); }
 
   HttpClient& client() { return *client_; }
+  pid_t pid() const { return pid_; }
+
+  // True while the started process has not exited (reaps it when it has).
+  bool Alive() {
+    if (pid_ <= 0) return false;
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return false;
+    }
+    return true;
+  }
+
+  // A request with `key` as X-API-Key ("" sends none).
+  HttpResponse CallAs(const std::string& key, std::string_view method, std::string_view target,
+                      std::string_view body = {}, HttpHeaders headers = {}) {
+    if (!key.empty()) headers.emplace_back("X-API-Key", key);
+    return Call(method, target, body, std::move(headers), /*with_key=*/false);
+  }
 
   // A request with the admin key (unless `with_key` is false).
   HttpResponse Call(std::string_view method, std::string_view target, std::string_view body = {},
@@ -140,7 +179,19 @@ class ServerProcess {
       << "    \"authentication\": {\"enabled\": " << (opts_.auth ? "true" : "false")
       << ", \"save_api_key_to_file\": false, \"api_key\": \"" << kTestKey << "\"}\n  },\n"
       << "  \"array\": {\"data_dir\": \"data\", \"flash_capacity_bytes\": " << opts_.flash_bytes
-      << ", \"pages_per_block\": 64},\n  \"projects\": []\n}\n";
+      << ", \"pages_per_block\": 64},\n";
+    std::string kv;
+    const std::pair<const char*, uint64_t> limits[] = {
+        {"max_key_bytes", opts_.kv_max_key_bytes},
+        {"max_value_bytes", opts_.kv_max_value_bytes},
+        {"max_batch_items", opts_.kv_max_batch_items},
+        {"expiry_interval_ms", opts_.kv_expiry_interval_ms}};
+    for (const auto& [name, v] : limits) {
+      if (v == 0) continue;
+      kv += (kv.empty() ? "\"" : ", \"") + std::string(name) + "\": " + std::to_string(v);
+    }
+    if (!kv.empty()) f << "  \"kv\": {" << kv << "},\n";
+    f << "  \"projects\": " << opts_.projects_json << "\n}\n";
   }
 
   std::string dir_;
