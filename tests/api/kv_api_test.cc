@@ -694,7 +694,8 @@ TEST_F(KvApiTest, KeysWithSlashesColonsSpacesAndUtf8) {
   HttpResponse list = s().Call("GET", "/api/v1/projects/p1/keys");
   ASSERT_EQ(200, list.status);
   std::vector<std::string> listed;
-  for (const auto& item : Json(list)["items"].GetArray()) listed.push_back(item["key"].GetString());
+  const rapidjson::Document listing = Json(list);  // outlives the loop
+  for (const auto& item : listing["items"].GetArray()) listed.push_back(item["key"].GetString());
   EXPECT_EQ(std::vector<std::string>(sorted.begin(), sorted.end()), listed);
   HttpResponse pre = s().Call("GET", "/api/v1/projects/p1/keys?prefix=" + UrlEncode("ключ/"));
   ASSERT_EQ(1u, Json(pre)["items"].Size()) << pre.body;
