@@ -28,8 +28,10 @@ struct DepthLimitedCopy {
   bool Int64(int64_t i) { return w->Int64(i); }
   bool Uint64(uint64_t u) { return w->Uint64(u); }
   bool Double(double d) { return w->Double(d); }
-  bool RawNumber(const char* s, rapidjson::SizeType n, bool copy) {
-    return w->RawNumber(s, n, copy);
+  // Numbers arrive as their text (kParseNumbersAsStringsFlag) and are kept
+  // verbatim: no conversion to double and back can change them.
+  bool RawNumber(const char* s, rapidjson::SizeType n, bool) {
+    return w->RawValue(s, n, rapidjson::kNumberType);
   }
   bool String(const char* s, rapidjson::SizeType n, bool copy) { return w->String(s, n, copy); }
   bool Key(const char* s, rapidjson::SizeType n, bool copy) { return w->Key(s, n, copy); }
@@ -54,11 +56,12 @@ Result<std::string> CanonicalJson(std::string_view text, int max_depth) {
   rapidjson::MemoryStream ms(text.data(), text.size());
   rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> in(ms);
   rapidjson::Reader reader;
-  // Full-precision numbers (kParseFullPrecisionFlag) so re-serialization
-  // does not drift; validate UTF-8 so the snapshot stays valid JSON.
+  // Numbers as text, kept exactly as sent (RapidJSON 1.1.0's full-precision
+  // conversion turns some long numbers into garbage: 184467440737095516156
+  // became -2.0e264); validate UTF-8 so the snapshot stays valid JSON.
   constexpr unsigned kFlags = rapidjson::kParseIterativeFlag |
                               rapidjson::kParseValidateEncodingFlag |
-                              rapidjson::kParseFullPrecisionFlag;
+                              rapidjson::kParseNumbersAsStringsFlag;
   rapidjson::ParseResult r = reader.Parse<kFlags>(in, copy);
   if (!r) {
     if (copy.depth > max_depth) {

@@ -1,5 +1,11 @@
 #include "api/server/json.h"
 
+#include <rapidjson/memorystream.h>
+#include <rapidjson/reader.h>
+
+#include <optional>
+#include <vector>
+
 #include <chrono>
 #include <cmath>
 #include <ctime>
@@ -49,10 +55,10 @@ Status ParseJsonObject(std::string_view body, rapidjson::Document* doc, int max_
     return Status::InvalidArgument("request body nests deeper than " +
                                    std::to_string(max_depth) + " levels");
   }
-  // Full precision: KV values are stored as re-serialized, and a number
-  // must come back as the same double.
-  constexpr unsigned kFlags =
-      rapidjson::kParseValidateEncodingFlag | rapidjson::kParseFullPrecisionFlag;
+  // Not kParseFullPrecisionFlag: RapidJSON 1.1.0 computes some long
+  // numbers wrongly with it (UB in DiyFp::Normalize). KV values are taken
+  // from the body's text instead (CaptureMemberTexts).
+  constexpr unsigned kFlags = rapidjson::kParseValidateEncodingFlag;
   doc->Parse<kFlags>(body.data(), body.size());
   if (doc->HasParseError()) {
     return Status::InvalidArgument(
@@ -213,6 +219,148 @@ int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+namespace {
+
+// SAX handler for CaptureMemberTexts: tracks the path of the value being
+// read; inside a captured value, forwards every event to a writer.
+class MemberCapture {
+ public:
+  explicit MemberCapture(std::string_view member) : member_(member) {}
+
+  std::map<std::string, std::string>& texts() { return texts_; }
+
+  bool Null() { return Scalar([](JsonWriter& w) { return w.Null(); }); }
+  bool Bool(bool b) { return Scalar([b](JsonWriter& w) { return w.Bool(b); }); }
+  bool Int(int) { return false; }  // numbers arrive as text
+  bool Uint(unsigned) { return false; }
+  bool Int64(int64_t) { return false; }
+  bool Uint64(uint64_t) { return false; }
+  bool Double(double) { return false; }
+  bool RawNumber(const char* s, rapidjson::SizeType n, bool) {
+    return Scalar([&](JsonWriter& w) { return w.RawValue(s, n, rapidjson::kNumberType); });
+  }
+  bool String(const char* s, rapidjson::SizeType n, bool) {
+    return Scalar([&](JsonWriter& w) { return w.String(s, n); });
+  }
+  bool Key(const char* s, rapidjson::SizeType n, bool) {
+    if (depth_ > 0) return writer_->Key(s, n);
+    frames_.back().key.assign(s, n);
+    return true;
+  }
+  bool StartObject() { return Open(false, [](JsonWriter& w) { return w.StartObject(); }); }
+  bool EndObject(rapidjson::SizeType n) {
+    return Close([n](JsonWriter& w) { return w.EndObject(n); });
+  }
+  bool StartArray() { return Open(true, [](JsonWriter& w) { return w.StartArray(); }); }
+  bool EndArray(rapidjson::SizeType n) {
+    return Close([n](JsonWriter& w) { return w.EndArray(n); });
+  }
+
+ private:
+  struct Frame {
+    bool array = false;
+    size_t index = 0;
+    std::string key;
+  };
+
+  // The path of the value starting now ("items[2].value"); advances the
+  // enclosing array's index.
+  std::string NextPath() {
+    std::string path;
+    for (size_t i = 0; i < frames_.size(); i++) {
+      const Frame& f = frames_[i];
+      const bool last = i + 1 == frames_.size();
+      if (f.array) {
+        path += "[" + std::to_string(last ? f.index : f.index - 1) + "]";
+      } else {
+        path += (path.empty() ? "" : ".") + f.key;
+      }
+    }
+    if (!frames_.empty() && frames_.back().array) frames_.back().index++;
+    return path;
+  }
+
+  bool Wanted() const {
+    return !frames_.empty() && !frames_.back().array && frames_.back().key == member_;
+  }
+
+  void Begin() {
+    path_ = NextPath();
+    buffer_.Clear();
+    writer_.emplace(buffer_);
+  }
+  void Finish() {
+    texts_[path_].assign(buffer_.GetString(), buffer_.GetSize());
+    writer_.reset();
+  }
+
+  template <typename F>
+  bool Scalar(F write) {
+    if (depth_ > 0) return write(*writer_);
+    if (!Wanted()) {
+      NextPath();
+      return true;
+    }
+    Begin();
+    const bool ok = write(*writer_);
+    Finish();
+    return ok;
+  }
+
+  template <typename F>
+  bool Open(bool array, F write) {
+    if (depth_ > 0) {
+      depth_++;
+      return write(*writer_);
+    }
+    if (Wanted()) {
+      Begin();
+      depth_ = 1;
+      return write(*writer_);
+    }
+    NextPath();
+    frames_.push_back(Frame{array, 0, {}});
+    return true;
+  }
+
+  template <typename F>
+  bool Close(F write) {
+    if (depth_ > 0) {
+      const bool ok = write(*writer_);
+      if (--depth_ == 0) Finish();
+      return ok;
+    }
+    frames_.pop_back();
+    return true;
+  }
+
+  std::string member_;
+  std::vector<Frame> frames_;
+  int depth_ = 0;  // > 0 while inside a captured value
+  std::string path_;
+  rapidjson::StringBuffer buffer_;
+  std::optional<JsonWriter> writer_;
+  std::map<std::string, std::string> texts_;
+};
+
+}  // namespace
+
+Result<std::map<std::string, std::string>> CaptureMemberTexts(std::string_view body,
+                                                              std::string_view member) {
+  MemberCapture capture(member);
+  rapidjson::Reader reader;
+  rapidjson::MemoryStream ms(body.data(), body.size());
+  constexpr unsigned kFlags = rapidjson::kParseIterativeFlag |
+                              rapidjson::kParseValidateEncodingFlag |
+                              rapidjson::kParseNumbersAsStringsFlag;
+  rapidjson::ParseResult r = reader.Parse<kFlags>(ms, capture);
+  if (!r) {
+    return Status::InvalidArgument("request body is not valid JSON at offset " +
+                                   std::to_string(r.Offset()));
+  }
+  return std::move(capture.texts());
 }
 
 }  // namespace pstorage::api

@@ -79,6 +79,13 @@ inline void KV(JsonWriter& w, std::string_view k, bool v) { Key(w, k), w.Bool(v)
 void KV(JsonWriter& w, std::string_view k, double v);
 void WriteTags(JsonWriter& w, const std::map<std::string, std::string>& tags);
 
+// The compact JSON text of every member named `member` in a body that
+// ParseJsonObject accepted, by path: "value", "items[2].value",
+// "operations[0].conditions[1].value" (not those inside a captured value).
+// Numbers keep the exact text they were sent with.
+Result<std::map<std::string, std::string>> CaptureMemberTexts(std::string_view body,
+                                                              std::string_view member);
+
 // ISO 8601 UTC with second precision, "2024-01-15T10:30:00Z".
 std::string IsoTime(int64_t unix_ms);
 int64_t NowMs();

@@ -45,11 +45,16 @@ Status ParseKvBody(const Request& req, rapidjson::Document* doc) {
   return ParseJsonObject(req.body, doc, kMaxKvBodyDepth);
 }
 
-std::string CompactJson(const rapidjson::Value& v) {
-  rapidjson::StringBuffer sb;
-  JsonWriter w(sb);
-  v.Accept(w);
-  return std::string(sb.GetString(), sb.GetSize());
+// The texts of the body's "value" members by path (numbers verbatim; see
+// CaptureMemberTexts), read once the body parsed.
+using ValueTexts = std::map<std::string, std::string>;
+
+Result<ValueTexts> ValuesOf(const Request& req) { return CaptureMemberTexts(req.body, "value"); }
+
+const std::string& ValueAt(const ValueTexts& texts, const std::string& path) {
+  static const std::string kMissing;
+  auto it = texts.find(path);
+  return it == texts.end() ? kMissing : it->second;
 }
 
 // The key from the path ({key*}): 400 for what the store refuses.
@@ -99,8 +104,8 @@ struct PutFields {
 };
 
 Status ReadPut(const rapidjson::Value& obj, const KvConfig& limits, bool with_key,
-               std::initializer_list<std::string_view> allowed, PutFields* out,
-               bool* too_large) {
+               std::initializer_list<std::string_view> allowed, const std::string& value_text,
+               PutFields* out, bool* too_large) {
   FieldReader f(obj, allowed);
   if (with_key) {
     std::optional<std::string> k = f.String("key", true, limits.max_key_bytes + 1);
@@ -129,7 +134,7 @@ Status ReadPut(const rapidjson::Value& obj, const KvConfig& limits, bool with_ke
                                      ValidUtf8(name.substr(0, 64)) + "')");
     }
   }
-  out->value_json = CompactJson(*value);
+  out->value_json = value_text;
   if (out->value_json.size() > limits.max_value_bytes) {
     *too_large = true;
     return Status::InvalidArgument("value is " + std::to_string(out->value_json.size()) +
@@ -221,8 +226,10 @@ Reply PutKey(Services& s, const Request& req) {
   if (Status st = ParseKvBody(req, &doc); !st.ok()) return Error(req, st);
   PutFields put;
   bool too_large = false;
+  Result<ValueTexts> texts = ValuesOf(req);
+  if (!texts.ok()) return Error(req, texts.status());
   Status st = ReadPut(doc, s.projects->limits(), false, {"value", "ttl_seconds", "metadata"},
-                      &put, &too_large);
+                      ValueAt(*texts, "value"), &put, &too_large);
   if (!st.ok()) return BadPut(req, st, too_large);
   Precondition pre;
   if (Status p = ReadPrecondition(req, &pre); !p.ok()) return Error(req, p);
@@ -451,6 +458,8 @@ Reply BatchPut(Services& s, const Request& req) {
   Reply refusal;
   const rapidjson::Value* items = ArrayField(doc, "items", s.projects->limits(), req, &refusal);
   if (items == nullptr) return refusal;
+  Result<ValueTexts> texts = ValuesOf(req);
+  if (!texts.ok()) return Error(req, texts.status());
   std::vector<kv::BatchPut> puts;
   for (rapidjson::SizeType i = 0; i < items->Size(); i++) {
     const rapidjson::Value& it = (*items)[i];
@@ -458,7 +467,8 @@ Reply BatchPut(Services& s, const Request& req) {
     PutFields f;
     bool too_large = false;
     Status st = ReadPut(it, s.projects->limits(), true, {"key", "value", "ttl_seconds", "metadata"},
-                        &f, &too_large);
+                        ValueAt(*texts, "items[" + std::to_string(i) + "].value"), &f,
+                        &too_large);
     if (!st.ok()) {
       return BadPut(req, Status(st.code(), "items[" + std::to_string(i) + "]: " + st.message()),
                     too_large);
@@ -560,7 +570,8 @@ Reply BatchDelete(Services& s, const Request& req) {
 
 // One condition of an operation: {"type": "version_match", "value": "5"},
 // {"type": "exists"}, {"type": "not_exists"}, {"type": "value_equals", "value": ...}.
-Status ReadCondition(const rapidjson::Value& c, const std::string& key, kv::Condition* out) {
+Status ReadCondition(const rapidjson::Value& c, const std::string& key,
+                     const std::string& value_text, kv::Condition* out) {
   if (!c.IsObject()) return Status::InvalidArgument("a condition must be an object");
   FieldReader f(c, {"type", "value"});
   std::optional<std::string> type = f.String("type", true, 32);
@@ -583,7 +594,7 @@ Status ReadCondition(const rapidjson::Value& c, const std::string& key, kv::Cond
   } else if (*type == "value_equals") {
     if (v == nullptr) return Status::InvalidArgument("value_equals needs 'value'");
     out->kind = kv::Condition::Kind::kValueEquals;
-    out->value_json = CompactJson(*v);
+    out->value_json = value_text;
   } else {
     return Status::InvalidArgument("unknown condition type '" + type->substr(0, 32) +
                                    "'; expected version_match, exists, not_exists, value_equals");
@@ -610,6 +621,8 @@ Reply Transaction(Services& s, const Request& req) {
   Reply refusal;
   const rapidjson::Value* ops = ArrayField(doc, "operations", s.projects->limits(), req, &refusal);
   if (ops == nullptr) return refusal;
+  Result<ValueTexts> texts = ValuesOf(req);
+  if (!texts.ok()) return Error(req, texts.status());
   kv::Txn txn;
   std::vector<size_t> condition_op;  // condition index -> operation index
   for (rapidjson::SizeType i = 0; i < ops->Size(); i++) {
@@ -626,7 +639,8 @@ Reply Transaction(Services& s, const Request& req) {
       PutFields f;
       bool too_large = false;
       Status st = ReadPut(o, s.projects->limits(), true,
-                          {"type", "key", "value", "ttl_seconds", "metadata", "conditions"}, &f,
+                          {"type", "key", "value", "ttl_seconds", "metadata", "conditions"},
+                          ValueAt(*texts, "operations[" + std::to_string(i) + "].value"), &f,
                           &too_large);
       if (!st.ok()) return BadPut(req, Status(st.code(), at + st.message()), too_large);
       op.kind = kv::TxnOp::Kind::kPut;
@@ -647,7 +661,10 @@ Reply Transaction(Services& s, const Request& req) {
       if (!c->value.IsArray()) return BadRequest(req, at + "'conditions' must be an array");
       for (rapidjson::SizeType j = 0; j < c->value.Size(); j++) {
         kv::Condition cond;
-        if (Status st = ReadCondition(c->value[j], op.key, &cond); !st.ok()) {
+        const std::string path = "operations[" + std::to_string(i) + "].conditions[" +
+                                 std::to_string(j) + "].value";
+        if (Status st = ReadCondition(c->value[j], op.key, ValueAt(*texts, path), &cond);
+            !st.ok()) {
           return BadRequest(req, at + st.message());
         }
         txn.conditions.push_back(std::move(cond));

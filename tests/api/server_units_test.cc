@@ -191,5 +191,20 @@ TEST(OpenApiTest, DocumentsEveryRouteAndNothingElse) {
   EXPECT_EQ(routes.size(), operations);
 }
 
+TEST(JsonTest, CaptureMemberTextsKeepsNumbersVerbatimByPath) {
+  const std::string body =
+      R"({"value": [1.0, 184467440737095516156, {"value": "inner"}], "items": [{"key": "a", "value": 1E2},)"
+      R"( {"value": {"x": -0}}], "operations": [{"conditions": [{"type": "value_equals", "value": "s"}]}]})";
+  Result<std::map<std::string, std::string>> t = CaptureMemberTexts(body, "value");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ((std::map<std::string, std::string>{
+                {"value", R"([1.0,184467440737095516156,{"value":"inner"}])"},
+                {"items[0].value", "1E2"},
+                {"items[1].value", R"({"x":-0})"},
+                {"operations[0].conditions[0].value", R"("s")"}}),
+            *t);
+  EXPECT_FALSE(CaptureMemberTexts("{\"value\": [1,}", "value").ok());
+}
+
 }  // namespace
 }  // namespace pstorage::api
