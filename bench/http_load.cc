@@ -28,7 +28,6 @@
 // limit off (or high): answers 429 are errors and are reported loudly.
 #include "bench/http_load.h"
 
-#include <rapidjson/document.h>
 #include <sched.h>
 #include <unistd.h>
 
@@ -41,7 +40,6 @@
 #include <string>
 #include <vector>
 
-#include "api/http_client.h"
 #include "bench/http_load_kv.h"
 
 namespace pstorage::bench {
@@ -181,27 +179,6 @@ void ParseUrl(const std::string& url, Target* t) {
   if (t->host.empty()) Die("--url has no host: " + url, 2);
 }
 
-// Creates the tool's volume; fills in the target's id and size.
-Status CreateVolume(const Args& a, Target* t) {
-  const std::string name = "bench-" + std::to_string(::getpid());
-  char size[64];
-  std::snprintf(size, sizeof(size), "%.6g", a.volume_gb);
-  Result<std::string> body =
-      Call(*t, "POST", "/api/v1/volumes", "{\"name\":\"" + name + "\",\"size_gb\":" + size + "}");
-  if (!body.ok()) return body.status();
-  rapidjson::Document doc;
-  doc.Parse(body->data(), body->size());
-  if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("id") || !doc["id"].IsString() ||
-      !doc.HasMember("size_bytes") || !doc["size_bytes"].IsUint64()) {
-    return Status::Internal("unexpected answer to POST /api/v1/volumes: " + body->substr(0, 200));
-  }
-  t->volume_id = api::UrlEncode(doc["id"].GetString());
-  t->volume_bytes = doc["size_bytes"].GetUint64();
-  std::fprintf(stderr, "created volume %s (id %s, %llu bytes)\n", name.c_str(),
-               doc["id"].GetString(), static_cast<unsigned long long>(t->volume_bytes));
-  return Status::Ok();
-}
-
 std::string CpuModel() {
   std::ifstream in("/proc/cpuinfo");
   for (std::string line; std::getline(in, line);) {
@@ -285,21 +262,6 @@ const Scenario& ScenarioOf(const ScenarioResult& r) {
     if (r.name == s.name) return s;
   }
   Die("no scenario named " + r.name);
-}
-
-// What the run needs the server to hold: a volume, keys.
-bool NeedsVolume(const std::vector<Scenario>& list) {
-  for (const Scenario& s : list) {
-    if (s.kind != Kind::kEmpty && !IsKv(s.kind)) return true;
-  }
-  return false;
-}
-
-bool NeedsKeys(const std::vector<Scenario>& list) {
-  for (const Scenario& s : list) {
-    if (IsKv(s.kind)) return true;
-  }
-  return false;
 }
 
 // "read4k / empty" when both ran.
@@ -461,75 +423,6 @@ void AppendMarkdown(const std::vector<ScenarioResult>& results, const Args& a,
   std::fclose(f);
 }
 
-// Creates the bench volume and fills the read region; exits on failure.
-void SetUp(const Args& a, Target* server) {
-  if (Status st = CreateVolume(a, server); !st.ok()) {
-    if (st.code() == Code::kBusy) {
-      Die("the server answers 429 (rate limited): run it with \"rate_limit\": "
-          "{\"enabled\": false} for benchmarking; " +
-          st.message());
-    }
-    Die("cannot create the bench volume: " + st.ToString());
-  }
-  Status st;
-  if (server->volume_bytes < server->region_bytes + 16 * kMiB) {
-    st = Status::InvalidArgument("the volume (" + std::to_string(server->volume_bytes) +
-                                 " bytes) must hold --region-mb plus at least 16 MiB for "
-                                 "writes; raise --volume-gb or lower --region-mb");
-  } else {
-    std::fprintf(stderr, "filling the read region (%llu MiB)...\n",
-                 static_cast<unsigned long long>(a.region_mb));
-    auto t0 = std::chrono::steady_clock::now();
-    st = FillRegion(*server, a.run.threads);
-    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (st.ok()) {
-      std::fprintf(stderr, "filled in %.1f s (%.0f MB/s)\n", s,
-                   static_cast<double>(server->region_bytes) / s / 1e6);
-    }
-  }
-  if (!st.ok()) {
-    (void)Call(*server, "DELETE", "/api/v1/volumes/" + server->volume_id, "");
-    Die("setup failed: " + st.ToString());
-  }
-}
-
-// Writes the keys the KV scenarios use; exits on failure, after deleting
-// them and, when `volume`, the bench volume.
-void SetUpKeys(const Args& a, bool volume, Target* server) {
-  server->kv_keys = a.kv_keys;
-  std::fprintf(stderr, "writing keys bench:0 .. bench:%llu...\n",
-               static_cast<unsigned long long>(a.kv_keys - 1));
-  auto t0 = std::chrono::steady_clock::now();
-  Status st = FillKeys(*server, a.run.threads);
-  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (st.ok()) {
-    std::fprintf(stderr, "wrote them in %.2f s (%.0f keys/s)\n", s,
-                 static_cast<double>(a.kv_keys) / s);
-    return;
-  }
-  (void)DeleteKeys(*server);
-  if (volume) (void)Call(*server, "DELETE", "/api/v1/volumes/" + server->volume_id, "");
-  Die("setup failed: " + st.ToString() +
-      "\n(kv_* write to the project /v1 acts on: for the admin key, the first in the "
-      "server's config.json \"projects\"; see --help)");
-}
-
-// Deletes what setup made; failures are warnings.
-void TearDown(const Target& server, bool volume, bool keys) {
-  if (keys) {
-    if (Status st = DeleteKeys(server); !st.ok()) {
-      std::fprintf(stderr, "warning: cannot delete the bench keys: %s\n", st.ToString().c_str());
-    }
-  }
-  if (volume) {
-    Result<std::string> del = Call(server, "DELETE", "/api/v1/volumes/" + server.volume_id, "");
-    if (!del.ok()) {
-      std::fprintf(stderr, "warning: cannot delete the bench volume: %s\n",
-                   del.status().ToString().c_str());
-    }
-  }
-}
-
 int Main(int argc, char** argv) {
   Args a = ParseArgs(argc, argv);
   const std::string load_before = LoadAverage();
@@ -543,8 +436,14 @@ int Main(int argc, char** argv) {
   const bool needs_volume = NeedsVolume(a.scenarios);
   const bool needs_keys = NeedsKeys(a.scenarios);
 
-  if (needs_volume) SetUp(a, &server);
-  if (needs_keys) SetUpKeys(a, needs_volume, &server);
+  if (needs_volume) {
+    if (Status st = SetUpVolume(a.volume_gb, a.run.threads, &server); !st.ok()) Die(st.message());
+  }
+  if (needs_keys) {
+    if (Status st = SetUpKeys(a.kv_keys, needs_volume, a.run.threads, &server); !st.ok()) {
+      Die(st.message());
+    }
+  }
 
   std::vector<ScenarioResult> results;
   for (const Scenario& s : a.scenarios) {

@@ -1,7 +1,8 @@
 // pstorage-http-load: an HTTP load generator for a running `pstorage serve`
 // (see http_load.cc for the usage). This header is internal to the tool: it
 // joins the driver (http_load_driver.cc: request loops, payloads, timing),
-// the baseline server (http_load_baseline.cc) and the main program.
+// setup and teardown (http_load_setup.cc), the baseline server
+// (http_load_baseline.cc) and the main program.
 #pragma once
 
 #include <cstdint>
@@ -106,6 +107,15 @@ struct ScenarioResult {
 ScenarioResult RunScenario(const Scenario& scenario, const Target& target,
                            const RunOptions& options);
 
+// Fills `n` bytes (a multiple of 4 KiB) at `out` with setup's data for
+// `offset`: what FillRegion writes there and reads verify.
+void FillSetupData(const Target& t, uint64_t offset, uint8_t* out, uint64_t n);
+
+// "HTTP <status>: <the body's first 200 bytes>" on one line, for reports.
+std::string ErrorText(int status, const std::string& body);
+
+// Setup and teardown (http_load_setup.cc), outside the timed window.
+
 // Fills [0, target.region_bytes) with 1 MiB PUTs of the data reads verify,
 // on `threads` connections. Stops at the first failure.
 Status FillRegion(const Target& target, int threads);
@@ -122,6 +132,25 @@ Status DeleteKeys(const Target& target);
 // a 2xx answer, else an error naming the status and the server's message.
 Result<std::string> Call(const Target& target, const std::string& method, const std::string& path,
                          const std::string& json_body);
+
+// What the run needs the server to hold: a volume, keys.
+bool NeedsVolume(const std::vector<Scenario>& list);
+bool NeedsKeys(const std::vector<Scenario>& list);
+
+// Creates the bench volume bench-<pid> of `volume_gb` GiB (setting the
+// target's volume_id and volume_bytes) and fills its read region with
+// FillRegion on `threads` connections. On failure deletes the volume; the
+// error's message is the whole report for the user.
+Status SetUpVolume(double volume_gb, int threads, Target* target);
+
+// Sets the target's kv_keys and writes those keys with FillKeys on `threads`
+// connections. On failure deletes them and, when `volume`, the bench volume;
+// the error's message is the whole report for the user.
+Status SetUpKeys(uint64_t kv_keys, bool volume, int threads, Target* target);
+
+// Deletes what setup made (the keys when `keys`, the volume when `volume`);
+// failures are warnings on stderr.
+void TearDown(const Target& server, bool volume, bool keys);
 
 // The baseline: a minimal in-process Pistache server on 127.0.0.1, port 0,
 // whose handler answers every request 200 with an empty body and sets

@@ -16,8 +16,6 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <functional>
-#include <mutex>
 #include <thread>
 
 #include "api/http_client.h"
@@ -46,10 +44,13 @@ void FillBlock(uint64_t seed, uint8_t* out) {
 
 uint64_t SetupSeed(const Target& t, uint64_t offset) { return Mix64(t.data_seed ^ offset); }
 
-// Fills `n` bytes (a multiple of 4 KiB) at `out` with setup's data for `offset`.
+}  // namespace
+
 void FillSetupData(const Target& t, uint64_t offset, uint8_t* out, uint64_t n) {
   for (uint64_t i = 0; i < n; i += kBlockBytes) FillBlock(SetupSeed(t, offset + i), out + i);
 }
+
+namespace {
 
 constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -103,14 +104,6 @@ std::string_view JsonStringField(std::string_view body, std::string_view key) {
   at += pattern.size();
   size_t end = body.find('"', at);
   return end == std::string_view::npos ? std::string_view() : body.substr(at, end - at);
-}
-
-std::string ErrorText(int status, const std::string& body) {
-  std::string text = "HTTP " + std::to_string(status) + ": " + body.substr(0, 200);
-  for (char& c : text) {
-    if (c == '\n' || c == '\r') c = ' ';
-  }
-  return text;
 }
 
 // One client thread: its connection, buffers and tallies.
@@ -494,113 +487,6 @@ ScenarioResult RunScenario(const Scenario& scenario, const Target& target,
   r.p999_ns = Percentile(all, 0.999);
   r.max_ns = all.empty() ? 0 : all.back();
   return r;
-}
-
-namespace {
-
-// One request of setup or teardown on `client`: an error unless it
-// completes with a 2xx answer.
-Status Send(api::HttpClient& client, const Target& t, const char* method, const std::string& path,
-            std::string_view body, const char* content_type) {
-  api::HttpHeaders headers = {{"Content-Type", content_type}};
-  if (!t.api_key.empty()) headers.emplace_back("X-API-Key", t.api_key);
-  Result<api::HttpResponse> r = client.Request(method, path, body, headers);
-  if (!r.ok()) {
-    return Status::IoError(std::string(method) + " " + path + ": " + r.status().message());
-  }
-  if (r->status < 200 || r->status > 299) {
-    return Status::IoError(std::string(method) + " " + path + ": " + ErrorText(r->status, r->body));
-  }
-  return Status::Ok();
-}
-
-// Calls one(i, client, scratch) for every i in [0, count) on `threads`
-// connections, each thread with its own client and scratch buffer. The first
-// failure is returned and stops the others at their next item.
-using ChunkFn = std::function<Status(uint64_t, api::HttpClient&, std::string&)>;
-Status ForEachChunk(const Target& target, uint64_t count, int threads, const ChunkFn& one) {
-  std::atomic<uint64_t> next{0};
-  std::mutex mu;
-  Status first;  // guarded by mu
-  auto loop = [&] {
-    api::HttpClient client(target.host, target.port);
-    std::string scratch;
-    for (uint64_t i = next.fetch_add(1); i < count; i = next.fetch_add(1)) {
-      Status st = one(i, client, scratch);
-      if (!st.ok()) {
-        std::lock_guard<std::mutex> lock(mu);
-        if (first.ok()) first = st;
-        next.store(count);  // the others stop at their next item
-        return;
-      }
-    }
-  };
-  std::vector<std::thread> pool;
-  for (int i = 0; i < std::max(1, threads); i++) pool.emplace_back(loop);
-  for (auto& t : pool) t.join();
-  return first;
-}
-
-}  // namespace
-
-Status FillRegion(const Target& target, int threads) {
-  auto one = [&target](uint64_t i, api::HttpClient& client, std::string& data) {
-    const uint64_t offset = i * kMiB;
-    data.resize(kMiB);
-    FillSetupData(target, offset, reinterpret_cast<uint8_t*>(data.data()), kMiB);
-    const std::string path =
-        "/api/v1/volumes/" + target.volume_id + "/data?offset=" + std::to_string(offset);
-    return Send(client, target, "PUT", path, data, "application/octet-stream");
-  };
-  return ForEachChunk(target, target.region_bytes / kMiB, threads, one);
-}
-
-Status FillKeys(const Target& target, int threads) {
-  auto one = [&target](uint64_t i, api::HttpClient& client, std::string& body) {
-    const uint64_t first = i * kKvSetupBatchItems;
-    const uint64_t end = std::min(target.kv_keys, first + kKvSetupBatchItems);
-    body.assign("{\"items\":[");
-    for (uint64_t n = first; n < end; n++) {
-      if (n != first) body.push_back(',');
-      AppendKvItem(target.data_seed, n, 0, &body);
-    }
-    body.append("]}");
-    return Send(client, target, "POST", "/v1/batch/put", body, "application/json");
-  };
-  return ForEachChunk(target, (target.kv_keys + kKvSetupBatchItems - 1) / kKvSetupBatchItems,
-                      threads, one);
-}
-
-Status DeleteKeys(const Target& target) {
-  auto one = [&target](uint64_t i, api::HttpClient& client, std::string& body) {
-    const uint64_t first = i * kKvSetupBatchItems;
-    const uint64_t end = std::min(target.kv_keys, first + kKvSetupBatchItems);
-    body.assign("{\"keys\":[");
-    for (uint64_t n = first; n < end; n++) {
-      body.append(n == first ? "\"" : ",\"");
-      AppendKvKey(n, &body);
-      body.push_back('"');
-    }
-    body.append("]}");
-    return Send(client, target, "POST", "/v1/batch/delete", body, "application/json");
-  };
-  return ForEachChunk(target, (target.kv_keys + kKvSetupBatchItems - 1) / kKvSetupBatchItems, 1,
-                      one);
-}
-
-Result<std::string> Call(const Target& target, const std::string& method, const std::string& path,
-                         const std::string& json_body) {
-  api::HttpClient client(target.host, target.port);
-  api::HttpHeaders headers;
-  if (!target.api_key.empty()) headers.emplace_back("X-API-Key", target.api_key);
-  if (!json_body.empty()) headers.emplace_back("Content-Type", "application/json");
-  Result<api::HttpResponse> r = client.Request(method, path, json_body, headers);
-  if (!r.ok()) return Status::IoError(method + " " + path + ": " + r.status().message());
-  if (r->status < 200 || r->status > 299) {
-    if (r->status == 429) return Status::Busy(method + " " + path + ": rate limited (429)");
-    return Status::IoError(method + " " + path + ": " + ErrorText(r->status, r->body));
-  }
-  return std::move(r->body);
 }
 
 }  // namespace pstorage::bench
