@@ -369,6 +369,10 @@ Status Engine::Trim(const std::string& id, uint64_t offset, uint64_t length) {
   return impl_->Trim(id, offset, length);
 }
 Status Engine::Flush() { return impl_->Flush(); }
+Result<std::vector<Extent>> Engine::Extents(const std::string& id, bool snapshot, uint64_t offset,
+                                            uint64_t length) const {
+  return impl_->Extents(id, snapshot, offset, length);
+}
 ReductionStats Engine::Reduction() const { return impl_->Reduction(); }
 Result<ReductionStats> Engine::VolumeReduction(const std::string& id) const {
   return impl_->VolumeReduction(id);

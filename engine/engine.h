@@ -134,6 +134,15 @@ struct WriteResult {
   double reduction_ratio = 1;     // bytes / physical bytes this write added
 };
 
+// One run of blocks with the same allocation state (Engine::Extents).
+struct Extent {
+  uint64_t offset = 0;  // bytes
+  uint64_t length = 0;  // bytes
+  bool hole = false;    // nothing mapped: never written or trimmed
+  bool zero = false;    // reads as zeros (every hole; written zero blocks are unmapped)
+  bool operator==(const Extent&) const = default;
+};
+
 struct FsckReport {
   uint64_t volumes = 0;
   uint64_t snapshots = 0;
@@ -194,6 +203,14 @@ class Engine {
   Status WriteZeroes(const std::string& volume_id, uint64_t offset, uint64_t length) {
     return Trim(volume_id, offset, length);
   }
+  // The allocation map of [offset, offset + length) of a volume (or of a
+  // snapshot when `snapshot`), from the block map alone (no data is read):
+  // consecutive extents, merged when their state is equal, covering the
+  // range exactly. Offsets need not be aligned; the first and last extents
+  // are clipped to the range. Errors: kNotFound, kInvalidArgument (range
+  // outside the volume). Cost: one map lookup per 4 KiB block.
+  Result<std::vector<Extent>> Extents(const std::string& id, bool snapshot, uint64_t offset,
+                                      uint64_t length) const;
   // Every acknowledged call is already durable; Flush exists for callers
   // (NBD) that ask for it, and syncs the flash device.
   Status Flush();

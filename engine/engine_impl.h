@@ -92,6 +92,9 @@ class Engine::Impl {
   Status ReadSnapshot(const std::string& id, uint64_t offset, std::span<uint8_t> out) const;
   Status Trim(const std::string& volume_id, uint64_t offset, uint64_t length);
   Status Flush();
+  // extents.cc
+  Result<std::vector<Extent>> Extents(const std::string& id, bool snapshot, uint64_t offset,
+                                      uint64_t length) const;
 
   // fsck.cc
   Result<FsckReport> Fsck() const;
