@@ -38,6 +38,7 @@ constexpr size_t kMaxFileBytes = 16 << 20;
 constexpr int64_t kMiB = 1 << 20;
 constexpr double kMaxRequestsPerSecond = 1e9;
 constexpr int64_t kMaxBurst = 1000000000;
+constexpr SizeType kMaxNbdExports = 4096;
 
 std::string SysError(const std::string& file, std::string_view what, int err) {
   return file + ": " + std::string(what) + ": " + std::generic_category().message(err);
@@ -280,10 +281,43 @@ Status ReadArray(const Section& top, ArrayConfig* a) {
   return Status::Ok();
 }
 
+Status ReadNbd(const Section& top, ServerConfig* c) {
+  PS_RETURN_IF_ERROR(top.Bool("nbd_enabled", &c->nbd_enabled));
+  PS_RETURN_IF_ERROR(top.Integer("nbd_port", 0, 65535, 1, &c->nbd_port));
+  PS_RETURN_IF_ERROR(top.String("nbd_bind_address", false, &c->nbd_bind_address));
+  in_addr addr;
+  if (inet_pton(AF_INET, c->nbd_bind_address.c_str(), &addr) != 1) {
+    return top.Error("nbd_bind_address", "expected a numeric IPv4 address such as 127.0.0.1");
+  }
+  const Value* list = top.Find("nbd_allowed_exports");
+  if (list == nullptr) return Status::Ok();
+  if (!list->IsArray() || list->Size() > kMaxNbdExports) {
+    return top.Error("nbd_allowed_exports", "expected an array of at most 4096 export names");
+  }
+  std::vector<std::string> names;
+  for (const Value& v : list->GetArray()) {
+    const std::string at = "entry [" + std::to_string(names.size()) + "] ";
+    if (!v.IsString() || v.GetStringLength() == 0 || v.GetStringLength() > 4096) {
+      return top.Error("nbd_allowed_exports", at + "is not a string of 1-4096 bytes");
+    }
+    std::string name(v.GetString(), v.GetStringLength());
+    if (name.find('\0') != std::string::npos) {
+      return top.Error("nbd_allowed_exports", at + "contains \\u0000");
+    }
+    if (std::find(names.begin(), names.end(), name) != names.end()) {
+      return top.Error("nbd_allowed_exports", at + "duplicates \"" + name + "\"");
+    }
+    names.push_back(std::move(name));
+  }
+  c->nbd_allowed_exports = std::move(names);
+  return Status::Ok();
+}
+
 Status ReadTop(const Section& top, FileConfig* f) {
-  PS_RETURN_IF_ERROR(top.OnlyKeys({"version", "server_port", "bind_address", "server_threads",
-                                   "max_body_bytes", "log_level", "rate_limit", "default", "array",
-                                   "kv", "projects"}));
+  PS_RETURN_IF_ERROR(top.OnlyKeys({"version", "server_port", "bind_address", "nbd_enabled",
+                                   "nbd_port", "nbd_bind_address", "nbd_allowed_exports",
+                                   "server_threads", "max_body_bytes", "log_level", "rate_limit",
+                                   "default", "array", "kv", "projects"}));
   ServerConfig& c = f->server;
   if (const Value* v = top.Find("version"); v != nullptr && !(v->IsInt() && v->GetInt() == 1)) {
     return top.Error("version", "unsupported version (expected 1)");
@@ -294,6 +328,7 @@ Status ReadTop(const Section& top, FileConfig* f) {
   if (inet_pton(AF_INET, c.bind_address.c_str(), &addr) != 1) {
     return top.Error("bind_address", "expected a numeric IPv4 address such as 127.0.0.1");
   }
+  PS_RETURN_IF_ERROR(ReadNbd(top, &c));
   PS_RETURN_IF_ERROR(top.Integer("server_threads", 0, 256, 1, &c.server_threads));
   PS_RETURN_IF_ERROR(top.Integer("max_body_bytes", 4096, 256 * kMiB, 4096, &c.max_body_bytes));
   PS_RETURN_IF_ERROR(top.String("log_level", false, &c.log_level));
@@ -495,6 +530,19 @@ std::string Render(const FileConfig& f) {
   w.Key("server_port");
   w.Int(c.server_port);
   PutString(w, "bind_address", c.bind_address);
+  w.Key("nbd_enabled");
+  w.Bool(c.nbd_enabled);
+  w.Key("nbd_port");
+  w.Int(c.nbd_port);
+  PutString(w, "nbd_bind_address", c.nbd_bind_address);
+  if (c.nbd_allowed_exports.has_value()) {  // absent means every export
+    w.Key("nbd_allowed_exports");
+    w.StartArray();
+    for (const std::string& name : *c.nbd_allowed_exports) {
+      w.String(name.c_str(), static_cast<SizeType>(name.size()));
+    }
+    w.EndArray();
+  }
   w.Key("server_threads");
   w.Int(c.server_threads);
   w.Key("max_body_bytes");

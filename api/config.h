@@ -6,6 +6,10 @@
 //     "version": 1,
 //     "server_port": 8000,
 //     "bind_address": "127.0.0.1",
+//     "nbd_enabled": true,                       // the NBD server (api/nbd/)
+//     "nbd_port": 10809,                         // [0, 65535]; 0 picks a free port
+//     "nbd_bind_address": "127.0.0.1",           // NBD has no authentication
+//     "nbd_allowed_exports": ["vol", "vol@snap"], // optional; absent = every export
 //     "server_threads": 0,                       // 0: max(16, 8 * cores)
 //     "max_body_bytes": 8388608,                 // raw data bodies; JSON bodies get 4/3 of it
 //     "log_level": "info",                       // debug | info | warn | error
@@ -71,6 +75,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -124,6 +129,13 @@ struct ServerConfig {
   int version = 1;
   int server_port = 8000;           // [0, 65535]; 0 picks a free port
   std::string bind_address = "127.0.0.1";
+  bool nbd_enabled = true;
+  int nbd_port = 10809;             // [0, 65535]; 0 picks a free port
+  std::string nbd_bind_address = "127.0.0.1";
+  // Export names ("volume" or "volume@snapshot") NBD clients may see and
+  // open; nullopt (key absent) allows every export. At most 4096 names of
+  // 1-4096 bytes, no duplicates.
+  std::optional<std::vector<std::string>> nbd_allowed_exports;
   int server_threads = 0;
   uint64_t max_body_bytes = 8ull << 20;  // [4096, 256 MiB], multiple of 4096
   std::string log_level = "info";

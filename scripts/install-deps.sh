@@ -10,6 +10,7 @@ packages=(
   libxxhash-dev liblz4-dev libzstd-dev liburing-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   fio
+  qemu-utils libnbd-bin python3-libnbd nbdkit
   clang-14 libclang-rt-14-dev
 )
 

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "api/config.h"
+#include "api/nbd/nbd_server.h"
 #include "api/server/log.h"
 #include "api/server/projects.h"
 #include "api/server/server.h"
@@ -18,11 +19,20 @@ namespace pstorage::api {
 
 namespace {
 
-int ServeUsage() {
-  std::fprintf(stderr,
-               "usage: pstorage serve [--config PATH] [--log-level debug|info|warn|error]\n"
-               "  Starts the REST server. PATH (default ./config.json) is created with safe\n"
-               "  defaults when missing; the admin API key generated then is printed once.\n");
+int ServeUsage(FILE* out) {
+  std::fprintf(
+      out,
+      "usage: pstorage serve [--config PATH] [--log-level debug|info|warn|error]\n"
+      "  Starts the REST server. PATH (default ./config.json) is created with safe\n"
+      "  defaults when missing; the admin API key generated then is printed once.\n"
+      "  The server rewrites PATH (temp file + rename, mode 0600) when it generates a\n"
+      "  key or projects change through the API: PATH and its folder must be writable.\n"
+      "  Relative paths in it resolve against its folder. --log-level overrides\n"
+      "  log_level. Keys: docs/operations.md, `man pstorage`.\n"
+      "  stdout: `admin api key: K` and `project ID api key: K` (once, when generated),\n"
+      "  then `listening on http://ADDR:PORT`; logs go to stderr.\n"
+      "  SIGINT/SIGTERM: drain requests (up to 30 s), checkpoint, exit 0. Exit 1: the\n"
+      "  array, a KV project or the port cannot be opened; 2: bad usage or config.\n");
   return 2;
 }
 
@@ -38,10 +48,10 @@ int RunServe(int argc, char** argv) {
     } else if (a == "--log-level" && i + 1 < argc) {
       log_level = argv[++i];
     } else if (a == "-h" || a == "--help") {
-      ServeUsage();
+      ServeUsage(stdout);
       return 0;
     } else {
-      return ServeUsage();
+      return ServeUsage(stderr);
     }
   }
   Result<LoadedConfig> loaded = LoadOrCreateConfig(config_path);
@@ -115,11 +125,32 @@ int RunServe(int argc, char** argv) {
   std::printf("listening on %s\n", url.c_str());
   std::fflush(stdout);
   Log(LogLevel::kInfo, "pstorage serve listening on " + url + " (config " + cfg.path + ")");
+  std::unique_ptr<nbd::NbdServer> nbd_server;
+  if (cfg.nbd_enabled) {
+    nbd::NbdOptions no;
+    no.bind_address = cfg.nbd_bind_address;
+    no.port = cfg.nbd_port;
+    no.allowed_exports = cfg.nbd_allowed_exports;
+    Result<std::unique_ptr<nbd::NbdServer>> started = nbd::NbdServer::Start(**engine, no);
+    if (!started.ok()) {
+      Log(LogLevel::kError, started.status().ToString());
+      (*server)->Shutdown(std::chrono::seconds(5));
+      return 1;
+    }
+    nbd_server = std::move(*started);
+    const std::string where = cfg.nbd_bind_address + ":" + std::to_string(nbd_server->port());
+    std::printf("nbd listening on %s\n", where.c_str());
+    std::fflush(stdout);
+    Log(LogLevel::kInfo, "nbd server listening on " + where +
+                             (cfg.nbd_bind_address == "127.0.0.1" ? "" : " (no authentication)"));
+  }
 
   int sig = 0;
   sigwait(&signals, &sig);
   Log(LogLevel::kInfo, std::string("received ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") +
                            ": draining requests");
+  if (nbd_server) nbd_server->Shutdown();  // its connections end before the engine closes
+  nbd_server.reset();
   (*server)->Shutdown(std::chrono::seconds(30));
   server->reset();
   (*projects)->Shutdown();

@@ -64,7 +64,7 @@ TEST(ServerAuthTest, FirstStartGeneratesAKeyPrintedOnce) {
   // test never collides; creating a missing file is covered by config_test).
   {
     std::ofstream f(dir + "/config.json");
-    f << R"({"version": 1, "server_port": 0, "array": {"data_dir": "d", "flash_capacity_bytes": 16777216, "pages_per_block": 64}})";
+    f << R"({"version": 1, "server_port": 0, "nbd_port": 0, "array": {"data_dir": "d", "flash_capacity_bytes": 16777216, "pages_per_block": 64}})";
   }
   std::string out = dir + "/out.log";
   std::string cmd = std::string(PSTORAGE_BIN) + " serve --config " + dir + "/config.json >" + out +

@@ -1,7 +1,9 @@
 // Runs the real `pstorage serve` binary for a test: a temporary folder with
 // a config (loopback, port 0, a known admin key, a small flash device), the
 // server's stdout/stderr captured to files, the port read from its
-// "listening on" line; stopped with SIGTERM (or killed) at the end.
+// "listening on" line; stopped with SIGTERM (or killed) at the end. The NBD
+// server listens on a free port too ("nbd_port": 0), read from the
+// "nbd listening on" line that follows.
 #pragma once
 
 #include <fcntl.h>
@@ -40,6 +42,9 @@ struct ServerOptions {
   uint64_t kv_max_value_bytes = 0;
   uint64_t kv_max_batch_items = 0;
   uint64_t kv_expiry_interval_ms = 0;
+  bool nbd = true;  // "nbd_enabled"
+  // More top-level keys, as JSON text ending in a comma (e.g. nbd_allowed_exports).
+  std::string extra_json;
 };
 
 // One entry of the config's "projects" array. A non-empty `api_key` is the
@@ -79,6 +84,7 @@ class ServerProcess {
   const std::string& dir() const { return dir_; }
   std::string config_path() const { return dir_ + "/config.json"; }
   int port() const { return port_; }
+  int nbd_port() const { return nbd_port_; }
   std::string stdout_text() const { return ReadFileText(dir_ + "/stdout.log"); }
   std::string stderr_text() const { return ReadFileText(dir_ + "/stderr.log"); }
 
@@ -99,8 +105,12 @@ class ServerProcess {
     while (std::chrono::steady_clock::now() < deadline) {
       std::string out = stdout_text();
       size_t at = out.find("listening on http://127.0.0.1:");
-      if (at != std::string::npos && out.find('\n', at) != std::string::npos) {
+      const size_t nbd_at = out.find("nbd listening on 127.0.0.1:");
+      const bool nbd_ready = !opts_.nbd || (nbd_at != std::string::npos &&
+                                            out.find('\n', nbd_at) != std::string::npos);
+      if (at != std::string::npos && out.find('\n', at) != std::string::npos && nbd_ready) {
         port_ = std::stoi(out.substr(at + 30));
+        nbd_port_ = opts_.nbd ? std::stoi(out.substr(nbd_at + 27)) : 0;
         client_ = std::make_unique<HttpClient>("127.0.0.1", port_);
         return ::testing::AssertionSuccess();
       }
@@ -171,6 +181,8 @@ class ServerProcess {
     std::ofstream f(config_path());
     f << "{\n  \"version\": 1,\n  \"server_port\": 0,\n  \"bind_address\": \"127.0.0.1\",\n"
       << "  \"log_level\": \"info\",\n"
+      << "  \"nbd_enabled\": " << (opts_.nbd ? "true" : "false") << ",\n  \"nbd_port\": 0,\n"
+      << opts_.extra_json
       << "  \"max_body_bytes\": " << opts_.max_body_bytes << ",\n"
       << "  \"rate_limit\": {\"enabled\": " << (opts_.rate_limit ? "true" : "false")
       << ", \"requests_per_second\": " << opts_.rate_per_second
@@ -198,6 +210,7 @@ class ServerProcess {
   ServerOptions opts_;
   pid_t pid_ = -1;
   int port_ = 0;
+  int nbd_port_ = 0;
   std::unique_ptr<HttpClient> client_;
 };
 

@@ -311,6 +311,47 @@ TEST_F(ConfigTest, MinimalFileGetsTheCanonicalShapeOnRewrite) {
   EXPECT_EQ(doc["rate_limit"]["requests_per_second"].GetInt(), 5000) << "written as an integer";
 }
 
+TEST_F(ConfigTest, NbdKeysHaveDefaultsAndSurviveARewrite) {
+  Write("{}");
+  ServerConfig c = Load().config;
+  EXPECT_TRUE(c.nbd_enabled);
+  EXPECT_EQ(c.nbd_port, 10809);
+  EXPECT_EQ(c.nbd_bind_address, "127.0.0.1");
+  EXPECT_FALSE(c.nbd_allowed_exports.has_value()) << "absent means every export";
+  {
+    const rapidjson::Document doc = ReadJson();
+    EXPECT_TRUE(doc["nbd_enabled"].GetBool());
+    EXPECT_EQ(doc["nbd_port"].GetInt(), 10809);
+    EXPECT_STREQ(doc["nbd_bind_address"].GetString(), "127.0.0.1");
+    EXPECT_FALSE(doc.HasMember("nbd_allowed_exports"));
+  }
+
+  // Set values are kept when the file is rewritten (here: a plain key to hash).
+  Write(R"({"nbd_enabled": false, "nbd_port": 0, "nbd_bind_address": "0.0.0.0",
+            "nbd_allowed_exports": ["vol", "vol@snap"],
+            "default": {"authentication": {"api_key": "k"}}})");
+  const LoadedConfig loaded = Load();
+  EXPECT_TRUE(loaded.file_rewritten);
+  c = loaded.config;
+  EXPECT_FALSE(c.nbd_enabled);
+  EXPECT_EQ(c.nbd_port, 0);
+  EXPECT_EQ(c.nbd_bind_address, "0.0.0.0");
+  ASSERT_TRUE(c.nbd_allowed_exports.has_value());
+  EXPECT_EQ(*c.nbd_allowed_exports, (std::vector<std::string>{"vol", "vol@snap"}));
+  c = Load().config;
+  EXPECT_FALSE(c.nbd_enabled);
+  EXPECT_EQ(c.nbd_port, 0);
+  ASSERT_TRUE(c.nbd_allowed_exports.has_value());
+  EXPECT_EQ(c.nbd_allowed_exports->size(), 2u);
+
+  // An empty list allows nothing (and stays an empty list).
+  Write(R"({"nbd_allowed_exports": [], "default": {"authentication": {"api_key": "k"}}})");
+  c = Load().config;
+  ASSERT_TRUE(c.nbd_allowed_exports.has_value());
+  EXPECT_TRUE(c.nbd_allowed_exports->empty());
+  EXPECT_TRUE(ReadJson()["nbd_allowed_exports"].IsArray());
+}
+
 TEST_F(ConfigTest, FolderInsteadOfAFileIsAnIoError) {
   fs::create_directories(path_);
   Result<LoadedConfig> r = LoadOrCreateConfig(path_);
@@ -409,6 +450,18 @@ std::vector<BadConfig> BadConfigs() {
       {"duplicate key", "{\n\"server_port\": 1,\n\"server_port\": 2}", 3, 0, "server_port",
        "duplicate key"},
       {"root not an object", "[]", 1, 0, "(root)", "expected a JSON object"},
+      {"nbd port out of range", "{\n  \"nbd_port\": -1\n}", 2, 0, "nbd_port",
+       "expected an integer in [0, 65535]"},
+      {"nbd_enabled not a bool", "{\"nbd_enabled\": 1}", 1, 0, "nbd_enabled",
+       "expected true or false"},
+      {"nbd address not numeric", "{\n\n\"nbd_bind_address\": \"localhost\"}", 3, 0,
+       "nbd_bind_address", "numeric IPv4"},
+      {"nbd exports not an array", "{\"nbd_allowed_exports\": \"vol\"}", 1, 0,
+       "nbd_allowed_exports", "expected an array"},
+      {"nbd export empty", "{\"nbd_allowed_exports\": [\"a\", \"\"]}", 1, 0,
+       "nbd_allowed_exports", "entry [1] is not a string"},
+      {"nbd export duplicate", "{\n\"nbd_allowed_exports\": [\"a\", \"a\"]}", 2, 0,
+       "nbd_allowed_exports", "duplicates \"a\""},
       {"nesting too deep",
        "{\"projects\":\n" + std::string(70, '[') + std::string(70, ']') + "}", 2, 0,
        deepest, "nested deeper than 64 levels"},
