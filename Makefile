@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 DATA_DIR ?= ./pstorage-flash-demo
 
-.PHONY: run flash-demo test bench deps build build-release clean
+.PHONY: run flash-demo test bench deps build build-release deb clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -22,6 +22,16 @@ build: deps
 CONFIG ?= ./config.json
 run: build-release
 	$(BUILD)/release/api/pstorage serve --config $(CONFIG)
+
+# The Debian package, $(BUILD)/deb/pstorage_<version>_<arch>.deb: a Release
+# build configured for /usr (config in /etc/pstorage), then cpack. See
+# docs/operations.md, "Install and run as a service". Builds the binary and
+# the man page only (no tests: cpack would otherwise build `all` first).
+deb: deps
+	cmake -S . -B $(BUILD)/deb -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr \
+	  -DCMAKE_SKIP_INSTALL_ALL_DEPENDENCY=ON >/dev/null
+	cmake --build $(BUILD)/deb -j $(JOBS) --target pstorage pstorage-man
+	cd $(BUILD)/deb && cpack -G DEB
 
 # The flash device alone: a random-overwrite workload with recovery checks.
 flash-demo: build-release

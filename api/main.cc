@@ -19,11 +19,15 @@ void Help() {
       "  serve [--config PATH] [--log-level L]  run the storage service (default ./config.json)\n"
       "  fsck [--data-dir DIR]                  check a stopped array's data directory\n\n");
   pstorage::api::PrintCliHelp();
-  std::printf("\n`pstorage <command> --help` describes one command.\n");
+  std::printf(
+      "\n`pstorage <command> --help` describes one command; `man pstorage` has it all.\n"
+      "exit status: 0 success; 1 the server answered with an error (serve: could not\n"
+      "start; fsck: problems found); 2 usage error, bad configuration or server\n"
+      "unreachable.\n");
 }
 
-int FsckUsage() {
-  std::fprintf(stderr,
+int FsckUsage(FILE* out) {
+  std::fprintf(out,
                "usage: pstorage fsck [--data-dir DIR]\n"
                "  fsck   recover the engine in DIR (default ./pstorage-data), recompute every\n"
                "         reference count, read and hash-check every stored block; exit 0 when\n"
@@ -36,8 +40,11 @@ int Fsck(int argc, char** argv) {
   for (int i = 0; i < argc; i++) {
     if (std::strcmp(argv[i], "--data-dir") == 0 && i + 1 < argc) {
       dir = argv[++i];
+    } else if (std::strcmp(argv[i], "-h") == 0 || std::strcmp(argv[i], "--help") == 0) {
+      FsckUsage(stdout);
+      return 0;
     } else {
-      return FsckUsage();
+      return FsckUsage(stderr);
     }
   }
   pstorage::Result<pstorage::engine::FsckReport> r = pstorage::engine::FsckDataDir(dir);
