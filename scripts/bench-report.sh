@@ -8,7 +8,8 @@
 #
 # Usage: scripts/bench-report.sh BUILD_DIR        (`make bench` does this)
 # Env:   PSTORAGE_BENCH_DIR  directory for the benchmark files (default /var/tmp)
-# Takes a few minutes (2.5 on the 2-core machines). Needs fio; parses JSON with awk only.
+# Takes about ten minutes on the 2-core machines. Needs fio (with its nbd engine) and
+# nbdkit (scripts/install-deps.sh); parses JSON with awk only.
 set -euo pipefail
 
 build=${1:?usage: scripts/bench-report.sh BUILD_DIR}
@@ -42,34 +43,37 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "bench-report: 1/7 write amplification (pstorage-waf)" >&2
+echo "bench-report: 1/8 write amplification (pstorage-waf)" >&2
 "$waf_bin" --markdown >"$tmp/waf.md"
 
-echo "bench-report: 2/7 throughput (flash_bench)" >&2
+echo "bench-report: 2/8 throughput (flash_bench)" >&2
 "$bench_bin" --benchmark_min_time=1 --benchmark_out="$tmp/bench.json" \
   --benchmark_out_format=json >&2
 
-echo "bench-report: 3/7 baseline (fio, 15 s)" >&2
+echo "bench-report: 3/8 baseline (fio, 15 s)" >&2
 fio --name=randwrite --ioengine=io_uring --direct=1 --rw=randwrite --bs=4k --iodepth=32 \
   --size=1G --runtime=15 --time_based --filename="$bench_dir/fio.img" \
   --output-format=json >"$tmp/fio.json"
 
-echo "bench-report: 4/7 engine write pipeline (reduction_bench, 3 repetitions)" >&2
+echo "bench-report: 4/8 engine write pipeline (reduction_bench, 3 repetitions)" >&2
 "$reduction_bin" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
   --benchmark_out="$tmp/reduction.json" --benchmark_out_format=json >&2
 
-echo "bench-report: 5/7 journal group commit (journal_bench, 3 repetitions)" >&2
+echo "bench-report: 5/8 journal group commit (journal_bench, 3 repetitions)" >&2
 "$journal_bin" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
   --benchmark_out="$tmp/journal.json" --benchmark_out_format=json >&2
 
-echo "bench-report: 6/7 engine memory, recovery, real data (pstorage-engine-figures)" >&2
+echo "bench-report: 6/8 engine memory, recovery, real data (pstorage-engine-figures)" >&2
 "$figures_bin" --markdown --part memory >"$tmp/memory.md"
 "$figures_bin" --markdown --part reduction >"$tmp/realdata.md"
 
-echo "bench-report: 7/7 HTTP API (scripts/http-bench.sh, about two minutes)" >&2
+echo "bench-report: 7/8 HTTP API (scripts/http-bench.sh, about two minutes)" >&2
 http_rc=0
 "$root/scripts/http-bench.sh" "$build" "$tmp/http.md" || http_rc=$?
 [ "$http_rc" -eq 0 ] || [ "$http_rc" -eq 3 ] || die "scripts/http-bench.sh failed (exit $http_rc)"
+
+echo "bench-report: 8/8 NBD export vs nbdkit memory (scripts/nbd-bench.sh, about four minutes)" >&2
+"$root/scripts/nbd-bench.sh" "$build" "$tmp/nbd.md" || die "scripts/nbd-bench.sh failed"
 
 # flash_bench JSON -> "name items_per_second bytes_per_second label", one per line.
 awk '
@@ -465,6 +469,8 @@ $(cat "$tmp/realdata.md")
   cache; see "Engine write pipeline" for the same cost on the memory medium.
 
 $(cat "$tmp/http.md")
+
+$(cat "$tmp/nbd.md")
 EOF
 } >"$out"
 echo "bench-report: wrote $out" >&2
