@@ -13,6 +13,7 @@
 #include <cassert>
 #include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <initializer_list>
 #include <limits>
@@ -281,6 +282,36 @@ Status ReadArray(const Section& top, ArrayConfig* a) {
   return Status::Ok();
 }
 
+// `p` made absolute against the folder of the config file `file`.
+std::string ResolveAgainstConfig(const std::string& file, const std::string& p) {
+  if (fs::path(p).is_absolute()) return fs::path(p).lexically_normal().string();
+  std::error_code ec;
+  const fs::path dir = fs::absolute(fs::path(file), ec).parent_path();
+  return (dir / p).lexically_normal().string();
+}
+
+Status ReadNbdTls(const Section& top, ServerConfig* c) {
+  PS_RETURN_IF_ERROR(top.String("nbd_tls", false, &c->nbd_tls));
+  if (c->nbd_tls != "off" && c->nbd_tls != "on" && c->nbd_tls != "require") {
+    return top.Error("nbd_tls", "expected \"off\", \"on\" or \"require\"");
+  }
+  PS_RETURN_IF_ERROR(top.String("nbd_tls_certificate", false, &c->nbd_tls_certificate));
+  PS_RETURN_IF_ERROR(top.String("nbd_tls_key", false, &c->nbd_tls_key));
+  if (c->nbd_tls == "off") return Status::Ok();
+  for (const auto& [key, value] : {std::pair<const char*, const std::string*>{
+                                       "nbd_tls_certificate", &c->nbd_tls_certificate},
+                                   {"nbd_tls_key", &c->nbd_tls_key}}) {
+    if (value->empty()) {
+      return top.Error(key, "a PEM file is required when nbd_tls is \"" + c->nbd_tls + "\"");
+    }
+    const std::string path = ResolveAgainstConfig(top.source().file, *value);
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return top.Error(key, "cannot read " + path + ": " + std::strerror(errno));
+    ::close(fd);
+  }
+  return Status::Ok();
+}
+
 Status ReadNbd(const Section& top, ServerConfig* c) {
   PS_RETURN_IF_ERROR(top.Bool("nbd_enabled", &c->nbd_enabled));
   PS_RETURN_IF_ERROR(top.Integer("nbd_port", 0, 65535, 1, &c->nbd_port));
@@ -289,6 +320,7 @@ Status ReadNbd(const Section& top, ServerConfig* c) {
   if (inet_pton(AF_INET, c->nbd_bind_address.c_str(), &addr) != 1) {
     return top.Error("nbd_bind_address", "expected a numeric IPv4 address such as 127.0.0.1");
   }
+  PS_RETURN_IF_ERROR(ReadNbdTls(top, c));
   const Value* list = top.Find("nbd_allowed_exports");
   if (list == nullptr) return Status::Ok();
   if (!list->IsArray() || list->Size() > kMaxNbdExports) {
@@ -316,6 +348,7 @@ Status ReadNbd(const Section& top, ServerConfig* c) {
 Status ReadTop(const Section& top, FileConfig* f) {
   PS_RETURN_IF_ERROR(top.OnlyKeys({"version", "server_port", "bind_address", "nbd_enabled",
                                    "nbd_port", "nbd_bind_address", "nbd_allowed_exports",
+                                   "nbd_tls", "nbd_tls_certificate", "nbd_tls_key",
                                    "server_threads", "max_body_bytes", "log_level", "rate_limit",
                                    "default", "array", "kv", "projects"}));
   ServerConfig& c = f->server;
@@ -543,6 +576,9 @@ std::string Render(const FileConfig& f) {
     }
     w.EndArray();
   }
+  if (c.nbd_tls != "off") PutString(w, "nbd_tls", c.nbd_tls);
+  if (!c.nbd_tls_certificate.empty()) PutString(w, "nbd_tls_certificate", c.nbd_tls_certificate);
+  if (!c.nbd_tls_key.empty()) PutString(w, "nbd_tls_key", c.nbd_tls_key);
   w.Key("server_threads");
   w.Int(c.server_threads);
   w.Key("max_body_bytes");
@@ -666,6 +702,11 @@ Result<LoadedConfig> LoadOrCreateConfig(const std::string& path) {
   out.config.path = file.string();
   out.config.file_persistent_file_path = f.server.persistent_file_path;
   out.config.file_data_dir = f.server.array.data_dir;
+  out.config.file_nbd_tls_certificate = f.server.nbd_tls_certificate;
+  out.config.file_nbd_tls_key = f.server.nbd_tls_key;
+  for (std::string* p : {&out.config.nbd_tls_certificate, &out.config.nbd_tls_key}) {
+    if (!p->empty()) *p = ResolveAgainstConfig(file.string(), *p);
+  }
   out.config.file_api_key = f.api_key;
   out.config.persistent_file_path = AbsoluteDir(file.parent_path(), f.server.persistent_file_path);
   out.config.array.data_dir = AbsoluteDir(file.parent_path(), f.server.array.data_dir);
@@ -677,6 +718,8 @@ Status SaveConfig(const ServerConfig& config) {
   f.server = config;
   f.server.persistent_file_path = config.file_persistent_file_path;
   f.server.array.data_dir = config.file_data_dir;
+  f.server.nbd_tls_certificate = config.file_nbd_tls_certificate;
+  f.server.nbd_tls_key = config.file_nbd_tls_key;
   f.api_key = config.file_api_key;
   return WriteFileAtomic(config.path, fs::path(config.path), Render(f));
 }

@@ -10,6 +10,9 @@
 //     "nbd_port": 10809,                         // [0, 65535]; 0 picks a free port
 //     "nbd_bind_address": "127.0.0.1",           // NBD has no authentication
 //     "nbd_allowed_exports": ["vol", "vol@snap"], // optional; absent = every export
+//     "nbd_tls": "off",                          // off | on (STARTTLS offered) | require
+//     "nbd_tls_certificate": "nbd-cert.pem",     // PEM chain; needed unless nbd_tls is off
+//     "nbd_tls_key": "nbd-key.pem",              // PEM private key; likewise
 //     "server_threads": 0,                       // 0: max(16, 8 * cores)
 //     "max_body_bytes": 8388608,                 // raw data bodies; JSON bodies get 4/3 of it
 //     "log_level": "info",                       // debug | info | warn | error
@@ -46,7 +49,8 @@
 //     hash written; the plain key is then removed from the file unless
 //     `save_api_key_to_file` is true. The file is rewritten (temp + fsync +
 //     rename) only when something changed, keeping every other value.
-//   * Relative paths (`persistent_file_path`, `data_dir`) resolve against the
+//   * Relative paths (`persistent_file_path`, `data_dir`, `nbd_tls_certificate`,
+//     `nbd_tls_key`) resolve against the
 //     folder of the config file.
 //   * `projects`: each entry is validated like the rest (id pattern, unique
 //     ids, known keys only). Project keys follow the admin key's rules; the
@@ -136,6 +140,11 @@ struct ServerConfig {
   // open; nullopt (key absent) allows every export. At most 4096 names of
   // 1-4096 bytes, no duplicates.
   std::optional<std::vector<std::string>> nbd_allowed_exports;
+  // "off", "on" or "require". Unless "off", both files must be readable
+  // when the config loads (absolute, normalized after loading).
+  std::string nbd_tls = "off";
+  std::string nbd_tls_certificate;
+  std::string nbd_tls_key;
   int server_threads = 0;
   uint64_t max_body_bytes = 8ull << 20;  // [4096, 256 MiB], multiple of 4096
   std::string log_level = "info";
@@ -150,6 +159,8 @@ struct ServerConfig {
   // resolution and the plain admin key when it is saved to the file.
   std::string file_persistent_file_path;
   std::string file_data_dir;
+  std::string file_nbd_tls_certificate;
+  std::string file_nbd_tls_key;
   std::string file_api_key;
 };
 

@@ -14,6 +14,7 @@
 
 #include "api/nbd/nbd_proto.h"
 #include "api/nbd/nbd_server.h"
+#include "api/nbd/nbd_transport.h"
 #include "common/status.h"
 
 namespace pstorage::api::nbd {
@@ -32,14 +33,11 @@ Result<Export> ResolveExport(const engine::Engine& engine, const NbdOptions& opt
 // Every export name the options allow, volumes first.
 std::vector<std::string> ListExports(const engine::Engine& engine, const NbdOptions& options);
 
-// Reads or writes exactly n bytes (EINTR retried); false on EOF or error.
-bool ReadFull(int fd, void* buf, size_t n);
-bool WriteFull(int fd, const void* buf, size_t n);
-
 class Connection {
  public:
-  // Takes ownership of `fd`; `engine` and `options` are borrowed.
-  Connection(engine::Engine& engine, const NbdOptions& options, int fd);
+  // Takes ownership of `fd`; `engine`, `options` and `tls_context` (nullptr
+  // when TLS is off) are borrowed.
+  Connection(engine::Engine& engine, const NbdOptions& options, SSL_CTX* tls_context, int fd);
   ~Connection();
 
   // Serves the connection until it ends; then every worker is joined and
@@ -67,6 +65,10 @@ class Connection {
   bool SendOptionReply(uint32_t option, uint32_t type, std::span<const uint8_t> data = {});
   bool SendOptionError(uint32_t option, uint32_t type, const std::string& message);
   bool SendExportNameReply();
+  // 0: handled, go on; 1: the option is refused (TLS required), go on;
+  // -1: close the connection.
+  int RequireTls(uint32_t option);
+  bool HandleStartTls(uint32_t length);
   uint16_t TransmissionFlags() const;
 
   // nbd_transmission.cc
@@ -85,7 +87,9 @@ class Connection {
 
   engine::Engine& engine_;
   const NbdOptions& options_;
+  SSL_CTX* const tls_context_;
   const int fd_;
+  Transport transport_{fd_};  // Read: the reader only; Write: under write_mu_
 
   // Set by the handshake, constant during transmission.
   bool no_zeroes_ = false;

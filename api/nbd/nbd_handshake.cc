@@ -34,7 +34,7 @@ bool Connection::SendOptionReply(uint32_t option, uint32_t type, std::span<const
   Put32(h + 8, option);
   Put32(h + 12, type);
   Put32(h + 16, static_cast<uint32_t>(data.size()));
-  return WriteFull(fd_, h, sizeof(h)) && WriteFull(fd_, data.data(), data.size());
+  return transport_.Write({h, sizeof(h)}, data);
 }
 
 bool Connection::SendOptionError(uint32_t option, uint32_t type, const std::string& message) {
@@ -46,7 +46,7 @@ bool Connection::SendExportNameReply() {
   uint8_t r[10 + 124] = {};
   Put64(r, export_.size_bytes);
   Put16(r + 8, TransmissionFlags());
-  return WriteFull(fd_, r, no_zeroes_ ? 10 : sizeof(r));
+  return transport_.Write({r, no_zeroes_ ? size_t{10} : sizeof(r)});
 }
 
 // NBD_OPT_INFO / NBD_OPT_GO: u32 name length, name, u16 count, u16 info types.
@@ -128,13 +128,35 @@ bool Connection::HandleMetaContext(uint32_t option, std::span<const uint8_t> d) 
   return SendOptionReply(option, kRepAck);
 }
 
+int Connection::RequireTls(uint32_t option) {
+  if (options_.tls != TlsMode::kRequire || transport_.tls()) return 0;
+  if (option == kOptStartTls || option == kOptAbort) return 0;
+  if (option == kOptExportName) return -1;  // no error reply exists: close
+  return SendOptionError(option, kRepErrTlsReqd, "TLS is required: use STARTTLS") ? 1 : -1;
+}
+
+bool Connection::HandleStartTls(uint32_t length) {
+  if (length != 0) return SendOptionError(kOptStartTls, kRepErrInvalid, "STARTTLS takes no data");
+  if (tls_context_ == nullptr) {
+    return SendOptionError(kOptStartTls, kRepErrPolicy, "TLS is not enabled on this server");
+  }
+  if (transport_.tls()) {
+    return SendOptionError(kOptStartTls, kRepErrInvalid, "TLS is already negotiated");
+  }
+  if (!SendOptionReply(kOptStartTls, kRepAck) || !transport_.StartTls(tls_context_)) return false;
+  // Only what the client negotiates under TLS counts.
+  structured_ = false;
+  allocation_context_ = false;
+  return true;
+}
+
 bool Connection::Handshake() {
   uint8_t hello[18];
   Put64(hello, kNbdMagic);
   Put64(hello + 8, kIHaveOpt);
   Put16(hello + 16, kFlagFixedNewstyle | kFlagNoZeroes);
   uint8_t client_flags[4];
-  if (!WriteFull(fd_, hello, sizeof(hello)) || !ReadFull(fd_, client_flags, 4)) return false;
+  if (!transport_.Write(hello) || !transport_.Read(client_flags, 4)) return false;
   const uint32_t cf = Get32(client_flags);
   if ((cf & ~(kClientFixedNewstyle | kClientNoZeroes)) != 0) return false;  // spec: close
   no_zeroes_ = (cf & kClientNoZeroes) != 0;
@@ -142,13 +164,17 @@ bool Connection::Handshake() {
   std::vector<uint8_t> data;
   for (int i = 0; i < kMaxOptions; i++) {
     uint8_t h[16];
-    if (!ReadFull(fd_, h, sizeof(h)) || Get64(h) != kIHaveOpt) return false;
+    if (!transport_.Read(h, sizeof(h)) || Get64(h) != kIHaveOpt) return false;
     const uint32_t option = Get32(h + 8);
     const uint32_t length = Get32(h + 12);
     // Too large to be a real option: no point reading it all.
     if (length > kMaxOptionBytes) return false;
     data.resize(length);
-    if (!ReadFull(fd_, data.data(), length)) return false;
+    if (!transport_.Read(data.data(), length)) return false;
+    if (const int refused = RequireTls(option); refused != 0) {
+      if (refused < 0) return false;
+      continue;
+    }
     bool ok = true;
     bool go = false;
     switch (option) {
@@ -191,7 +217,10 @@ bool Connection::Handshake() {
       case kOptSetMetaContext:
         ok = HandleMetaContext(option, data);
         break;
-      default:  // STARTTLS and anything newer
+      case kOptStartTls:
+        ok = HandleStartTls(length);
+        break;
+      default:  // anything newer
         ok = SendOptionError(option, kRepErrUnsup, "option not supported");
         break;
     }

@@ -22,6 +22,7 @@ enum Option : uint32_t {
   kOptExportName = 1,
   kOptAbort = 2,
   kOptList = 3,
+  kOptStartTls = 5,
   kOptInfo = 6,
   kOptGo = 7,
   kOptStructuredReply = 8,
@@ -38,6 +39,7 @@ enum OptionReply : uint32_t {
   kRepErrUnsup = kRepErr | 1,
   kRepErrPolicy = kRepErr | 2,
   kRepErrInvalid = kRepErr | 3,
+  kRepErrTlsReqd = kRepErr | 5,
   kRepErrUnknown = kRepErr | 6,
   kRepErrTooBig = kRepErr | 9,
 };

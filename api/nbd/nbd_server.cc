@@ -5,6 +5,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -36,6 +38,17 @@ void SetTimeout(int fd, int option, std::chrono::seconds t) {
   tv.tv_sec = static_cast<time_t>(t.count());
   ::setsockopt(fd, SOL_SOCKET, option, &tv, sizeof(tv));
 }
+
+std::string TlsError() {
+  char buf[256];
+  ERR_error_string_n(ERR_get_error(), buf, sizeof(buf));
+  ERR_clear_error();
+  return buf;
+}
+
+struct SslCtxFree {
+  void operator()(SSL_CTX* ctx) const { SSL_CTX_free(ctx); }
+};
 
 bool Allowed(const NbdOptions& o, const std::string& name) {
   return !o.allowed_exports.has_value() ||
@@ -72,45 +85,23 @@ std::vector<std::string> ListExports(const engine::Engine& engine, const NbdOpti
   return names;
 }
 
-bool ReadFull(int fd, void* buf, size_t n) {
-  auto* p = static_cast<uint8_t*>(buf);
-  while (n > 0) {
-    const ssize_t r = ::recv(fd, p, n, 0);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
-    p += r;
-    n -= static_cast<size_t>(r);
-  }
-  return true;
-}
-
-bool WriteFull(int fd, const void* buf, size_t n) {
-  const auto* p = static_cast<const uint8_t*>(buf);
-  while (n > 0) {
-    const ssize_t r = ::send(fd, p, n, MSG_NOSIGNAL);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
-    p += r;
-    n -= static_cast<size_t>(r);
-  }
-  return true;
-}
-
-Connection::Connection(engine::Engine& engine, const NbdOptions& options, int fd)
-    : engine_(engine), options_(options), fd_(fd) {}
+Connection::Connection(engine::Engine& engine, const NbdOptions& options, SSL_CTX* tls_context,
+                       int fd)
+    : engine_(engine), options_(options), tls_context_(tls_context), fd_(fd) {}
 
 Connection::~Connection() { ::close(fd_); }
 
 void Connection::Run() {
   // A client has kHandshakeTimeout to pick an export; then reads may block
   // for as long as the client stays idle (it costs only this connection).
-  SetTimeout(fd_, SO_RCVTIMEO, kHandshakeTimeout);
+  transport_.SetReadTimeout(kHandshakeTimeout);
   const bool attached = Handshake();
-  SetTimeout(fd_, SO_RCVTIMEO, std::chrono::seconds(0));
+  transport_.SetReadTimeout(std::chrono::seconds(0));
   if (attached) {
     Log(LogLevel::kDebug, "nbd: client attached export " + export_.name);
     Transmit();
   }
+  transport_.Close();
   ::shutdown(fd_, SHUT_RDWR);
   done_ = true;
 }
@@ -130,6 +121,27 @@ class NbdServer::Impl {
  public:
   Impl(engine::Engine& engine, const NbdOptions& options) : engine_(engine), options_(options) {}
   ~Impl() { Shutdown(); }
+
+  // kInvalidArgument when the certificate or key cannot be loaded.
+  Status LoadTls() {
+    if (options_.tls == TlsMode::kOff) return Status::Ok();
+    tls_context_.reset(SSL_CTX_new(TLS_server_method()));
+    SSL_CTX* ctx = tls_context_.get();
+    if (ctx == nullptr || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
+      return Status::IoError("nbd: cannot create a TLS context");
+    }
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+    if (SSL_CTX_use_certificate_chain_file(ctx, options_.tls_certificate_file.c_str()) != 1) {
+      return Status::InvalidArgument("nbd: cannot load the TLS certificate " +
+                                     options_.tls_certificate_file + ": " + TlsError());
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, options_.tls_key_file.c_str(), SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+      return Status::InvalidArgument("nbd: cannot load the TLS key " + options_.tls_key_file +
+                                     " (or it does not match the certificate): " + TlsError());
+    }
+    return Status::Ok();
+  }
 
   Status Listen() {
     in_addr addr{};
@@ -204,7 +216,7 @@ class NbdServer::Impl {
         continue;
       }
       Slot& s = slots_.emplace_back();
-      s.connection = std::make_unique<Connection>(engine_, options_, fd);
+      s.connection = std::make_unique<Connection>(engine_, options_, tls_context_.get(), fd);
       s.thread = std::thread([c = s.connection.get()] { c->Run(); });
     }
   }
@@ -223,6 +235,7 @@ class NbdServer::Impl {
 
   engine::Engine& engine_;
   const NbdOptions options_;
+  std::unique_ptr<SSL_CTX, SslCtxFree> tls_context_;  // set by LoadTls, then constant
   int listen_fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stopping_{false};
@@ -234,6 +247,7 @@ class NbdServer::Impl {
 Result<std::unique_ptr<NbdServer>> NbdServer::Start(engine::Engine& engine,
                                                     const NbdOptions& options) {
   auto impl = std::make_unique<Impl>(engine, options);
+  PS_RETURN_IF_ERROR(impl->LoadTls());
   PS_RETURN_IF_ERROR(impl->Listen());
   return std::unique_ptr<NbdServer>(new NbdServer(std::move(impl)));
 }

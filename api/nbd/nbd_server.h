@@ -11,7 +11,11 @@
 //     durable when its reply is sent (the engine's contract), so FLUSH and
 //     FUA add nothing but are accepted.
 //   * NBD has no authentication: bind to loopback unless the network is
-//     trusted, and narrow `allowed_exports`. No TLS.
+//     trusted, and narrow `allowed_exports`. With `tls` on, clients may
+//     encrypt with NBD_OPT_STARTTLS; with kRequire they must. Client
+//     certificates are not asked for, so TLS gives privacy, not identity.
+//     OpenSSL writes with write(2): with TLS the process must ignore
+//     SIGPIPE (pstorage serve does).
 //   * Hostile input ends one connection at worst; it never blocks others.
 //   * Shutdown (and the destructor) stop accepting, end every connection
 //     after the requests it has read are answered, and join every thread.
@@ -34,6 +38,12 @@ class Engine;
 
 namespace pstorage::api::nbd {
 
+enum class TlsMode {
+  kOff,      // STARTTLS is refused (NBD_REP_ERR_POLICY)
+  kOn,       // STARTTLS is offered; plain clients are served too
+  kRequire,  // only STARTTLS and ABORT before TLS (NBD_REP_ERR_TLS_REQD)
+};
+
 struct NbdOptions {
   std::string bind_address = "127.0.0.1";  // numeric IPv4
   int port = 10809;                        // 0 picks a free port
@@ -42,11 +52,15 @@ struct NbdOptions {
   size_t workers_per_connection = 4;
   uint64_t max_inflight_bytes = 64ull << 20;  // payloads read but not yet answered
   size_t max_connections = 256;               // more are closed at once
+  TlsMode tls = TlsMode::kOff;
+  std::string tls_certificate_file;  // PEM chain, server certificate first; unless kOff
+  std::string tls_key_file;          // PEM private key; unless kOff
 };
 
 class NbdServer {
  public:
-  // kInvalidArgument (bad address), kIoError (cannot bind or listen).
+  // kInvalidArgument (bad address, TLS certificate or key that does not
+  // load), kIoError (cannot bind or listen).
   // `engine` is borrowed and must outlive the server.
   static Result<std::unique_ptr<NbdServer>> Start(engine::Engine& engine,
                                                   const NbdOptions& options);

@@ -40,31 +40,10 @@ bool Writes(uint16_t type) {
 bool Connection::Send(std::span<const uint8_t> a, std::span<const uint8_t> b) {
   std::lock_guard lock(write_mu_);
   if (write_failed_) return false;
-  iovec iov[2] = {{const_cast<uint8_t*>(a.data()), a.size()},
-                  {const_cast<uint8_t*>(b.data()), b.size()}};
-  int n = b.empty() ? 1 : 2;
-  iovec* v = iov;
-  while (n > 0) {
-    msghdr m{};
-    m.msg_iov = v;
-    m.msg_iovlen = static_cast<size_t>(n);
-    const ssize_t sent = ::sendmsg(fd_, &m, MSG_NOSIGNAL);
-    if (sent < 0 && errno == EINTR) continue;
-    if (sent <= 0) {
-      write_failed_ = true;
-      ::shutdown(fd_, SHUT_RDWR);  // the reader stops too
-      return false;
-    }
-    size_t left = static_cast<size_t>(sent);
-    while (n > 0 && left >= v->iov_len) {
-      left -= v->iov_len;
-      v++;
-      n--;
-    }
-    if (n > 0) {
-      v->iov_base = static_cast<uint8_t*>(v->iov_base) + left;
-      v->iov_len -= left;
-    }
+  if (!transport_.Write(a, b)) {
+    write_failed_ = true;
+    ::shutdown(fd_, SHUT_RDWR);  // the reader stops too
+    return false;
   }
   return true;
 }
@@ -231,7 +210,7 @@ void Connection::Transmit() {
   for (;;) {
     uint8_t h[kRequestBytes];
     Work w;
-    if (!ReadFull(fd_, h, sizeof(h)) || !DecodeRequest(h, &w.request)) break;
+    if (!transport_.Read(h, sizeof(h)) || !DecodeRequest(h, &w.request)) break;
     const Request& r = w.request;
     if (r.type == kCmdDisc) break;  // answered requests first, then close
     if (r.type == kCmdWrite && r.length > kMaxRequestBytes) break;  // cannot skip the payload
@@ -244,7 +223,7 @@ void Connection::Transmit() {
     if (r.type == kCmdWrite) {
       w.payload.resize(r.length);
       // A client gone mid-payload: nothing of it is written or acknowledged.
-      if (!ReadFull(fd_, w.payload.data(), r.length)) {
+      if (!transport_.Read(w.payload.data(), r.length)) {
         GiveBudget(w.budget);
         break;
       }

@@ -131,6 +131,11 @@ int RunServe(int argc, char** argv) {
     no.bind_address = cfg.nbd_bind_address;
     no.port = cfg.nbd_port;
     no.allowed_exports = cfg.nbd_allowed_exports;
+    no.tls = cfg.nbd_tls == "require" ? nbd::TlsMode::kRequire
+             : cfg.nbd_tls == "on"    ? nbd::TlsMode::kOn
+                                      : nbd::TlsMode::kOff;
+    no.tls_certificate_file = cfg.nbd_tls_certificate;
+    no.tls_key_file = cfg.nbd_tls_key;
     Result<std::unique_ptr<nbd::NbdServer>> started = nbd::NbdServer::Start(**engine, no);
     if (!started.ok()) {
       Log(LogLevel::kError, started.status().ToString());

@@ -352,6 +352,31 @@ TEST_F(ConfigTest, NbdKeysHaveDefaultsAndSurviveARewrite) {
   EXPECT_TRUE(ReadJson()["nbd_allowed_exports"].IsArray());
 }
 
+TEST_F(ConfigTest, NbdTlsFilesResolveAgainstTheConfigFolder) {
+  fs::create_directories(dir_ + "/tls");
+  std::ofstream(dir_ + "/tls/cert.pem") << "certificate";
+  std::ofstream(dir_ + "/key.pem") << "key";
+  Write(R"({"nbd_tls": "require", "nbd_tls_certificate": "tls/cert.pem",
+            "nbd_tls_key": ")" + dir_ + R"(/key.pem",
+            "default": {"authentication": {"api_key": "k"}}})");
+  ServerConfig c = Load().config;
+  EXPECT_EQ(c.nbd_tls, "require");
+  EXPECT_EQ(c.nbd_tls_certificate, dir_ + "/tls/cert.pem");
+  EXPECT_EQ(c.nbd_tls_key, dir_ + "/key.pem");
+  // The rewritten file (the key got hashed) keeps the paths as written.
+  rapidjson::Document doc = ReadJson();
+  EXPECT_STREQ(doc["nbd_tls"].GetString(), "require");
+  EXPECT_STREQ(doc["nbd_tls_certificate"].GetString(), "tls/cert.pem");
+  ASSERT_TRUE(SaveConfig(c).ok());
+  EXPECT_STREQ(ReadJson()["nbd_tls_certificate"].GetString(), "tls/cert.pem");
+  // Off by default, and with TLS off the files are not needed.
+  Write(R"({"nbd_tls_certificate": "absent.pem",
+            "default": {"authentication": {"api_key": "k"}}})");
+  c = Load().config;
+  EXPECT_EQ(c.nbd_tls, "off");
+  EXPECT_FALSE(ReadJson().HasMember("nbd_tls"));
+}
+
 TEST_F(ConfigTest, FolderInsteadOfAFileIsAnIoError) {
   fs::create_directories(path_);
   Result<LoadedConfig> r = LoadOrCreateConfig(path_);
@@ -462,6 +487,14 @@ std::vector<BadConfig> BadConfigs() {
        "nbd_allowed_exports", "entry [1] is not a string"},
       {"nbd export duplicate", "{\n\"nbd_allowed_exports\": [\"a\", \"a\"]}", 2, 0,
        "nbd_allowed_exports", "duplicates \"a\""},
+      {"nbd tls unknown mode", "{\n\"nbd_tls\": \"yes\"}", 2, 0, "nbd_tls",
+       "expected \"off\", \"on\" or \"require\""},
+      {"nbd tls without certificate", "{\"nbd_tls\": \"on\",\n\"nbd_tls_key\": \"k.pem\"}", 1,
+       0, "nbd_tls_certificate", "a PEM file is required when nbd_tls is \"on\""},
+      {"nbd tls certificate missing",
+       "{\"nbd_tls\": \"require\",\n\n\"nbd_tls_certificate\": \"nope/cert.pem\",\n"
+       "\"nbd_tls_key\": \"nope/key.pem\"}",
+       3, 0, "nbd_tls_certificate", "nope/cert.pem: No such file"},
       {"nesting too deep",
        "{\"projects\":\n" + std::string(70, '[') + std::string(70, ']') + "}", 2, 0,
        deepest, "nested deeper than 64 levels"},
