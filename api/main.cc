@@ -2,12 +2,14 @@
 //   pstorage serve [--config PATH]   the daemon (REST API)
 //   pstorage fsck --data-dir DIR     check a stopped array's data directory
 //   pstorage volume|snapshot|metrics|health|write|read ...   the REST client
+//   pstorage bench ...               the benchmark tool (bench/tool/bench.h)
 #include <cstdio>
 #include <cstring>
 #include <string>
 
 #include "api/cli.h"
 #include "api/server/serve.h"
+#include "bench/tool/bench.h"
 #include "engine/engine.h"
 
 namespace {
@@ -17,7 +19,9 @@ void Help() {
       "usage: pstorage <command> [options]\n\n"
       "server:\n"
       "  serve [--config PATH] [--log-level L]  run the storage service (default ./config.json)\n"
-      "  fsck [--data-dir DIR]                  check a stopped array's data directory\n\n");
+      "  fsck [--data-dir DIR]                  check a stopped array's data directory\n"
+      "  bench [--target engine|rest|nbd] [--profile NAME] ...  run a workload, report IOPS,\n"
+      "                                         latency, data reduction (`bench --help`)\n\n");
   pstorage::api::PrintCliHelp();
   std::printf(
       "\n`pstorage <command> --help` describes one command; `man pstorage` has it all.\n"
@@ -80,6 +84,7 @@ int main(int argc, char** argv) {
   }
   if (cmd == "serve") return pstorage::api::RunServe(argc - 2, argv + 2);
   if (cmd == "fsck") return Fsck(argc - 2, argv + 2);
+  if (cmd == "bench") return pstorage::bench::RunBenchCommand(argc - 2, argv + 2);
   if (pstorage::api::IsCliCommand(cmd.c_str())) return pstorage::api::RunCli(argc - 1, argv + 1);
   std::fprintf(stderr, "pstorage: unknown command '%s'\n\n", cmd.c_str());
   Help();
