@@ -116,12 +116,29 @@ std::string KvValue(uint64_t n, uint64_t version, uint64_t bytes) {
   return v;
 }
 
-// One block-workload worker.
-void BlockWorker(Phase* p, int id, WorkerStats* w, bool measured_run) {
+// Prefill: the working set written once, in order, in chunks of up to
+// 1 MiB shared by all workers through next_block (large writes fill fastest;
+// the bytes are the same blocks of the data stream either way).
+void PrefillWorker(Phase* p, uint64_t chunk) {
+  Result<std::unique_ptr<Session>> session = p->target->Connect();
+  if (!session.ok()) return p->Fail(session.status().ToString());
+  std::vector<uint8_t> buf(chunk);
+  const uint64_t blocks = p->options->working_set / kBlock;
+  while (!p->stop.load(std::memory_order_relaxed)) {
+    uint64_t first = p->next_block.fetch_add(chunk / kBlock);
+    if (first >= blocks) return;
+    p->data->Fill(first, buf);
+    Status s = (*session)->Write(0, first * kBlock, buf);
+    if (!s.ok()) return p->Fail("write at offset " + std::to_string(first * kBlock) + ": " + s.ToString());
+  }
+}
+
+// One block-workload worker of the measured run.
+void BlockWorker(Phase* p, int id, WorkerStats* w) {
   const BenchOptions& o = *p->options;
   Result<std::unique_ptr<Session>> session = p->target->Connect();
   if (!session.ok()) return p->Fail(session.status().ToString());
-  Rng rng(o.seed * 7919 + static_cast<uint64_t>(id) + (measured_run ? 1 : 0) * 104729);
+  Rng rng(o.seed * 7919 + static_cast<uint64_t>(id) + 104729);
   std::vector<uint8_t> buf(o.block_size);
   const uint64_t slots = o.working_set / o.block_size;
   const int units = p->target->units();
@@ -131,12 +148,8 @@ void BlockWorker(Phase* p, int id, WorkerStats* w, bool measured_run) {
   uint64_t cursor = 0;
   while (!p->stop.load(std::memory_order_relaxed)) {
     uint64_t slot = o.random ? rng.Next() % slots : (first_slot + cursor++ % per_worker) % slots;
-    if (!measured_run) {  // prefill: every slot once, in order, shared
-      slot = p->next_block.fetch_add(o.block_size / kBlock) / (o.block_size / kBlock);
-      if (slot >= slots) return;
-    }
     int unit = units <= 1 ? 0 : static_cast<int>(rng.Next() % units);
-    bool read = measured_run && rng.Unit() * 100 < o.read_percent;
+    bool read = rng.Unit() * 100 < o.read_percent;
     uint64_t offset = slot * o.block_size;
     Clock::time_point t0;
     Status s;
@@ -144,11 +157,9 @@ void BlockWorker(Phase* p, int id, WorkerStats* w, bool measured_run) {
       t0 = Clock::now();
       s = (*session)->Read(unit, offset, buf);
     } else {
-      uint64_t first = measured_run ? p->next_block.fetch_add(o.block_size / kBlock)
-                                    : slot * (o.block_size / kBlock);
-      p->data->Fill(first, buf);
+      p->data->Fill(p->next_block.fetch_add(o.block_size / kBlock), buf);
       t0 = Clock::now();
-      s = (*session)->Write(measured_run ? unit : 0, offset, buf);
+      s = (*session)->Write(unit, offset, buf);
     }
     uint64_t ns = NanosSince(t0);
     if (!s.ok()) {
@@ -229,8 +240,12 @@ double RunPhase(Phase* p, int workers, bool measured_run, double duration_s,
     threads.emplace_back([p, i, stats, measured_run, &o] {
       if (o.workload == "kv") {
         KvWorker(p, i, &(*stats)[i], measured_run);
+      } else if (!measured_run) {
+        uint64_t chunk = o.block_size;
+        while (chunk * 2 <= (1u << 20) && o.working_set % (chunk * 2) == 0) chunk *= 2;
+        PrefillWorker(p, chunk);
       } else {
-        BlockWorker(p, i, &(*stats)[i], measured_run);
+        BlockWorker(p, i, &(*stats)[i]);
       }
     });
   }
@@ -244,13 +259,9 @@ double RunPhase(Phase* p, int workers, bool measured_run, double duration_s,
   Clock::time_point deadline =
       start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(duration_s));
   Clock::time_point last = start;
-  while (running.load() > 0) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    Clock::time_point now = Clock::now();
-    if (measured_run && now >= deadline) p->stop.store(true);
-    if (g_interrupted.load()) p->Fail("interrupted");
-    bool finished = running.load() == 0 || p->stop.load();
-    if (!samples || (now < next && !finished)) continue;
+  // One sample per interval while the run goes on; after the stop, one
+  // last sample for the tail if it covers at least a quarter interval.
+  auto sample = [&](Clock::time_point now) {
     LatencyHistogram h;
     uint64_t ops = 0, bytes = 0;
     for (WorkerStats& w : *stats) {
@@ -262,8 +273,7 @@ double RunPhase(Phase* p, int workers, bool measured_run, double duration_s,
     }
     double secs = std::chrono::duration<double>(now - last).count();
     last = now;
-    next += std::chrono::duration_cast<Clock::duration>(interval);
-    if (secs <= 0 || (ops == 0 && finished && !samples->empty())) continue;
+    if (secs <= 0) return;
     IntervalSample s;
     s.t_s = std::chrono::duration<double>(now - start).count();
     s.iops = ops / secs;
@@ -276,7 +286,22 @@ double RunPhase(Phase* p, int workers, bool measured_run, double duration_s,
               o.workload == "kv" ? "ops/s" : "IOPS", s.mbps, Millis(s.p99_ns).c_str());
       fflush(stderr);
     }
+  };
+  while (running.load() > 0 && !p->stop.load()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    Clock::time_point now = Clock::now();
+    if (g_interrupted.load()) p->Fail("interrupted");
+    if (measured_run && now >= deadline) {
+      p->stop.store(true);
+      break;
+    }
+    if (samples && now >= next) {
+      sample(now);
+      next += std::chrono::duration_cast<Clock::duration>(interval);
+    }
   }
+  while (running.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  if (samples && (samples->empty() || Clock::now() - last >= interval / 4)) sample(Clock::now());
   watcher.join();
   if (progress) fprintf(stderr, "\n");
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -348,7 +373,14 @@ Result<BenchResult> Run(const BenchOptions& options, Target* target) {
   bool kv = options.workload == "kv";
   bool fill = options.prefill && (options.read_percent > 0 || options.clones > 0);
   if (fill) {
-    if (progress) fprintf(stderr, "  prefill...\n");
+    if (progress) {
+      if (kv) {
+        fprintf(stderr, "  prefill: writing %llu keys\n", static_cast<unsigned long long>(options.key_count));
+      } else {
+        fprintf(stderr, "  prefill: writing the %llu MiB working set\n",
+                static_cast<unsigned long long>(options.working_set >> 20));
+      }
+    }
     Phase p;
     p.options = &options, p.target = target, p.data = &data;
     std::vector<WorkerStats> stats(options.queue_depth);

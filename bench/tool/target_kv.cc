@@ -243,8 +243,11 @@ class RedisSession : public Session {
   explicit RedisSession(int fd) : fd_(fd) {}
 
   Status Command(std::initializer_list<std::string> args, std::string* first_line) {
-    std::string req = "*" + std::to_string(args.size()) + "\r\n";
-    for (const std::string& a : args) req += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
+    std::string req = "*";
+    req.append(std::to_string(args.size())).append("\r\n");
+    for (const std::string& a : args) {
+      req.append("$").append(std::to_string(a.size())).append("\r\n").append(a).append("\r\n");
+    }
     for (size_t off = 0; off < req.size();) {
       ssize_t n = send(fd_, req.data() + off, req.size() - off, MSG_NOSIGNAL);
       if (n <= 0) return Status::IoError("redis: connection lost while sending");
