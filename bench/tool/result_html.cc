@@ -264,7 +264,7 @@ std::string SvgHistogram(const LatencyHistogram& h) {
 
 // Where the run's logical bytes went: one horizontal stacked bar.
 std::string SvgReduction(const RunReduction& r) {
-  constexpr int kHeight = 130, kBarX = 20, kBarW = kW - 40;
+  constexpr int kHeight = 148, kBarX = 20, kBarW = kW - 40;
   const std::string title = "Reduction of the bytes written during the run";
   std::string svg = SvgOpen(title, kHeight) + Text(kW / 2.0, 18, title, "middle", "title");
   double logical = static_cast<double>(r.logical_bytes);
@@ -280,8 +280,11 @@ std::string SvgReduction(const RunReduction& r) {
                         {"stored", std::max(0.0, logical - saved), "#e08a00"}};
   double whole = std::max(logical, saved);
   if (whole <= 0) return svg + Text(kW / 2.0, 60, "no bytes written") + "</svg>\n";
-  double x = kBarX, legend_x = kBarX;
+  double x = kBarX;
+  int i = 0;
   for (const Part& p : parts) {
+    double legend_x = kBarX + (i % 2) * (kBarW / 2.0), legend_y = 86 + (i / 2) * 18;  // 2 x 2
+    i++;
     double w = kBarW * p.bytes / whole;
     std::string desc =
         std::string(p.name) + ": " + FormatBytes(p.bytes) + " (" + Pct(p.bytes, whole) + " %)";
@@ -289,11 +292,11 @@ std::string SvgReduction(const RunReduction& r) {
       svg += "<rect x=\"" + Num(x) + "\" y=\"32\" width=\"" + Num(w) + "\" height=\"36\" fill=\"" +
              p.color + "\"><title>" + Escape(desc) + "</title></rect>\n";
     x += w;
-    svg += "<rect x=\"" + Num(legend_x) + "\" y=\"86\" width=\"10\" height=\"10\" fill=\"" +
-           p.color + "\"/>\n" + Text(legend_x + 14, 95, desc, "start");
-    legend_x += 185;
+    svg += "<rect x=\"" + Num(legend_x) + "\" y=\"" + Num(legend_y) +
+           "\" width=\"10\" height=\"10\" fill=\"" + p.color + "\"/>\n" +
+           Text(legend_x + 14, legend_y + 9, desc, "start");
   }
-  svg += Text(kBarX, 120, "logical bytes written: " + FormatBytes(logical), "start");
+  svg += Text(kBarX, 138, "logical bytes written: " + FormatBytes(logical), "start");
   return svg + "</svg>\n";
 }
 
