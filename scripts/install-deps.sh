@@ -11,6 +11,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   fio
   qemu-utils libnbd-bin python3-libnbd nbdkit
+  redis-server etcd-server
   clang-14 libclang-rt-14-dev
 )
 
