@@ -196,40 +196,53 @@ TEST_F(BenchCliTest, NbdkitThroughTheSameClient) {
 }
 
 TEST_F(BenchCliTest, ServerDyingMidRunEndsWithAPartialResult) {
-  ServerProcess s("bench-cli-kill", BenchServer());
-  ASSERT_TRUE(s.Start());
-  std::string json = dir_ + "/partial.json", out = dir_ + "/partial.out";
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    std::string url = "http://127.0.0.1:" + std::to_string(s.port());
-    ::setenv("TMPDIR", dir_.c_str(), 1);
-    int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::dup2(fd, 1), ::dup2(fd, 2);
-    ::execl(kBin.c_str(), kBin.c_str(), "bench", "--quiet", "--target", "rest", "--url",
-            url.c_str(), "--api-key", kTestKey, "--working-set", "16m", "--queue-depth", "4",
-            "--duration", "60", "--json", json.c_str(), nullptr);
-    ::_exit(127);
+  for (std::string target : {"rest", "nbd"}) {
+    SCOPED_TRACE(target);
+    ServerProcess s("bench-cli-kill", BenchServer());
+    ASSERT_TRUE(s.Start());
+    std::string json = dir_ + "/partial-" + target + ".json";
+    std::string out = dir_ + "/partial-" + target + ".out";
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      std::string url = "http://127.0.0.1:" + std::to_string(s.port());
+      std::string nbd = "nbd://127.0.0.1:" + std::to_string(s.nbd_port());
+      ::setenv("TMPDIR", dir_.c_str(), 1);
+      int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      ::dup2(fd, 1), ::dup2(fd, 2);
+      ::execl(kBin.c_str(), kBin.c_str(), "bench", "--quiet", "--target", target.c_str(), "--url",
+              url.c_str(), "--nbd-url", nbd.c_str(), "--api-key", kTestKey, "--working-set", "16m",
+              "--queue-depth", "4", "--duration", "60", "--json", json.c_str(), nullptr);
+      ::_exit(127);
+    }
+    // Kill the server once the run has written something.
+    for (int i = 0; i < 400; i++) {
+      HttpResponse m = s.Call("GET", "/api/v1/metrics/reduction");
+      if (m.status == 200 && m.body.find("\"logical_written\": 0") == std::string::npos &&
+          m.body.find("\"logical_written\":0") == std::string::npos) {
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    s.Kill();
+    int status = 0;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (::waitpid(pid, &status, WNOHANG) == 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      FAIL() << "bench still running 30 s after the server died";
+    }
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 1) << ReadFileText(out);
+    EXPECT_NE(ReadFileText(out).find("INCOMPLETE"), std::string::npos) << ReadFileText(out);
+    rapidjson::Document d = ReadJson(json);
+    ASSERT_TRUE(d.HasMember("complete"));
+    EXPECT_FALSE(d["complete"].GetBool());
+    EXPECT_GT(d["writes"]["ops"].GetUint64(), 0u);  // what finished before is kept
+    EXPECT_NE(std::string(d["error"].GetString()), "");
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-  s.Kill();
-  int status = 0;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (::waitpid(pid, &status, WNOHANG) == 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  if (std::chrono::steady_clock::now() >= deadline) {
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, &status, 0);
-    FAIL() << "bench still running 30 s after the server died";
-  }
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 1) << ReadFileText(out);
-  EXPECT_NE(ReadFileText(out).find("INCOMPLETE"), std::string::npos) << ReadFileText(out);
-  rapidjson::Document d = ReadJson(json);
-  ASSERT_TRUE(d.HasMember("complete"));
-  EXPECT_FALSE(d["complete"].GetBool());
-  EXPECT_GT(d["writes"]["ops"].GetUint64(), 0u);  // what finished before is kept
-  EXPECT_NE(std::string(d["error"].GetString()), "");
 }
 
 // The KV peers of the performance report (scripts/install-deps.sh installs
