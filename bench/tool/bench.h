@@ -181,6 +181,19 @@ class Target {
   virtual void Teardown() = 0;
 };
 
+// The data directory of the in-process targets: --data-dir when given (kept),
+// else a new directory under $TMPDIR (default /var/tmp), removed by Remove().
+class DataDir {
+ public:
+  Status Init(const std::string& given);
+  const std::string& path() const { return path_; }
+  void Remove();
+
+ private:
+  std::string path_;
+  bool owned_ = false;
+};
+
 Result<std::unique_ptr<Target>> MakeTarget(const BenchOptions& options);
 std::unique_ptr<Target> MakeEngineTarget();
 std::unique_ptr<Target> MakeRestTarget();

@@ -11,6 +11,8 @@
 #include <chrono>
 #include <cinttypes>
 #include <cmath>
+#include <cstring>
+#include <filesystem>
 #include <condition_variable>
 #include <cstdio>
 #include <ctime>
@@ -316,6 +318,28 @@ void Finish(OpStats* s, double elapsed) {
 }  // namespace
 
 void InterruptRun() { g_interrupted.store(true); }
+
+Status DataDir::Init(const std::string& given) {
+  if (!given.empty()) {
+    path_ = given;
+    return Status::Ok();
+  }
+  const char* tmp = getenv("TMPDIR");
+  std::string templ = std::string(tmp && *tmp ? tmp : "/var/tmp") + "/pstorage-bench-XXXXXX";
+  if (mkdtemp(templ.data()) == nullptr) {
+    return Status::IoError("cannot create a temporary data dir " + templ + ": " + strerror(errno));
+  }
+  path_ = templ;
+  owned_ = true;
+  return Status::Ok();
+}
+
+void DataDir::Remove() {
+  if (!owned_) return;
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+  owned_ = false;
+}
 
 Machine ThisMachine() {
   Machine m;

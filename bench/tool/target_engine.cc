@@ -1,9 +1,5 @@
 // --target engine: the engine in-process on a data directory of its own,
 // no network: the ceiling the protocols are measured against.
-#include <stdlib.h>
-
-#include <filesystem>
-
 #include "bench/tool/bench.h"
 #include "engine/engine.h"
 
@@ -31,18 +27,9 @@ class EngineTarget : public Target {
  public:
   Status Setup(const BenchOptions& o) override {
     options_ = o;
-    dir_ = o.data_dir;
-    if (dir_.empty()) {
-      const char* tmp = getenv("TMPDIR");
-      std::string templ = std::string(tmp && *tmp ? tmp : "/var/tmp") + "/pstorage-bench-XXXXXX";
-      if (mkdtemp(templ.data()) == nullptr) {
-        return Status::IoError("cannot create a temporary data dir " + templ);
-      }
-      dir_ = templ;
-      owns_dir_ = true;
-    }
+    if (Status s = dir_.Init(o.data_dir); !s.ok()) return s;
     engine::EngineOptions eo;
-    eo.data_dir = dir_;
+    eo.data_dir = dir_.path();
     // Room for the working set, its overwrites' garbage and the clones'
     // divergence: 4x the working set, at least 1 GiB.
     eo.flash.logical_capacity_bytes = std::max<uint64_t>(1ull << 30, 4 * o.working_set);
@@ -108,16 +95,12 @@ class EngineTarget : public Target {
 
   void Teardown() override {
     engine_.reset();
-    if (owns_dir_) {
-      std::error_code ec;
-      std::filesystem::remove_all(dir_, ec);
-    }
+    dir_.Remove();
   }
 
  private:
   BenchOptions options_;
-  std::string dir_;
-  bool owns_dir_ = false;
+  DataDir dir_;
   std::unique_ptr<engine::Engine> engine_;
   std::vector<std::string> ids_;
 };

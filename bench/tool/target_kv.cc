@@ -7,11 +7,8 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <rapidjson/document.h>
-#include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <filesystem>
 
 #include "bench/tool/bench.h"
 #include "bench/tool/rest_api.h"
@@ -49,16 +46,9 @@ class StoreSession : public Session {
 class StoreTarget : public Target {
  public:
   Status Setup(const BenchOptions& o) override {
-    dir_ = o.data_dir;
-    if (dir_.empty()) {
-      const char* tmp = getenv("TMPDIR");
-      std::string templ = std::string(tmp && *tmp ? tmp : "/var/tmp") + "/pstorage-bench-XXXXXX";
-      if (mkdtemp(templ.data()) == nullptr) return Status::IoError("cannot create " + templ);
-      dir_ = templ;
-      owns_dir_ = true;
-    }
+    if (Status s = dir_.Init(o.data_dir); !s.ok()) return s;
     kv::KvOptions ko;
-    ko.dir = dir_;
+    ko.dir = dir_.path();
     ko.project_id = "bench";
     Result<std::unique_ptr<kv::KvStore>> s = kv::KvStore::Open(ko);
     if (!s.ok()) return s.status();
@@ -71,15 +61,11 @@ class StoreTarget : public Target {
   ServerMetrics Metrics() override { return {}; }
   void Teardown() override {
     store_.reset();
-    if (owns_dir_) {
-      std::error_code ec;
-      std::filesystem::remove_all(dir_, ec);
-    }
+    dir_.Remove();
   }
 
  private:
-  std::string dir_;
-  bool owns_dir_ = false;
+  DataDir dir_;
   std::unique_ptr<kv::KvStore> store_;
 };
 
