@@ -250,7 +250,7 @@ std::string Usage() {
       "  rest     a running server's raw data endpoints       --url http://127.0.0.1:8000\n"
       "  nbd      a running server's NBD export               --url http://127.0.0.1:8000\n"
       "           (creates the volume; NBD at the URL's host, port 10809, or --nbd-url);\n"
-      "           any NBD server: --nbd-url nbd://HOST:PORT/EXPORT alone\n"
+      "           any NBD server: --url (or --nbd-url) nbd://HOST:PORT/EXPORT alone\n"
       "  redis    redis-server, for kv-small                  --url redis://127.0.0.1:6379\n"
       "  etcd     etcd's JSON gateway, for kv-small           --url http://127.0.0.1:2379\n"
       "\n"
@@ -331,6 +331,12 @@ Result<BenchOptions> ParseOptions(int argc, char** argv) {
     if (flag == "--profile") continue;
     Status s = ApplyFlag(flag, value, &o);
     if (!s.ok()) return s;
+  }
+  // `--target nbd --url nbd://...` names the export directly, like --nbd-url.
+  if (o.target == "nbd" && o.url.rfind("nbd://", 0) == 0) {
+    if (!o.nbd_url.empty()) return Status::InvalidArgument("--url nbd://... and --nbd-url both given");
+    o.nbd_url = o.url;
+    o.url.clear();
   }
   Status s = ValidateOptions(o);
   if (!s.ok()) return s;

@@ -77,6 +77,13 @@ TEST(BenchOptions, ProfilesSetTheirWorkloadAndFlagsOverrideThem) {
   EXPECT_FALSE(o->random);
 }
 
+TEST(BenchOptions, AnNbdUrlNamesTheExport) {
+  Result<BenchOptions> o = Parse({"--target", "nbd", "--url", "nbd://127.0.0.1:10809/vol"});
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  EXPECT_EQ(o->nbd_url, "nbd://127.0.0.1:10809/vol");
+  EXPECT_EQ(o->url, "");
+}
+
 TEST(BenchOptions, MalformedOptionsSayWhatIsWrong) {
   EXPECT_EQ(ParseError({"--block-size", "3000"}),
             "--block-size: '3000' is not a multiple of 4k up to 32m (e.g. 4k, 64k, 1m)");
