@@ -1,6 +1,8 @@
 // `pstorage bench`: parse, set up the target, run, print, write the files.
 // Exit status: 0 complete, 1 the run stopped early (partial result printed
 // and written), 2 bad options or a target that cannot be set up.
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -100,6 +102,9 @@ int RunBenchCommand(int argc, char** argv) {
       fprintf(stderr, "pstorage bench: %s\n", s.message().c_str());
       rc = 2;
     }
+  }
+  if (options->json_path.empty() && options->html_path.empty() && isatty(STDOUT_FILENO)) {
+    printf("(--html FILE writes a report with charts; --json FILE the figures for --compare)\n");
   }
   if (!result->complete) fprintf(stderr, "pstorage bench: run ended early: %s\n", result->error.c_str());
   return rc;
