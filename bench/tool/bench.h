@@ -36,22 +36,22 @@ struct BenchOptions {
   std::string data_dir;           // engine target; default a temporary directory, removed after
 
   // Workload.
-  std::string workload = "block";  // block | kv (set by kv-small)
-  uint64_t block_size = 4096;      // bytes per I/O, multiple of 4096
-  bool random = true;              // random offsets, else sequential per worker
-  double read_percent = 0;         // 0..100
-  int queue_depth = 1;             // concurrent I/Os: workers, each with one in flight
+  std::string workload = "block";       // block | kv (set by kv-small)
+  uint64_t block_size = 4096;           // bytes per I/O, multiple of 4096
+  bool random = true;                   // random offsets, else sequential per worker
+  double read_percent = 0;              // 0..100
+  int queue_depth = 1;                  // concurrent I/Os: workers, each with one in flight
   uint64_t working_set = 256ull << 20;  // bytes of the volume the I/O touches
-  double duration_s = 10;          // stop after this...
-  uint64_t total_bytes = 0;        // ...or after this many bytes (0: duration only)
-  bool prefill = true;             // write the working set once before a read/mixed run
-  int clones = 0;                  // vdi-clone-boot: clones of a golden volume, I/O spread over them
+  double duration_s = 10;               // stop after this...
+  uint64_t total_bytes = 0;             // ...or after this many bytes (0: duration only)
+  bool prefill = true;                  // write the working set once before a read/mixed run
+  int clones = 0;  // vdi-clone-boot: clones of a golden volume, I/O spread over them
   uint64_t seed = 1;
 
   // Data (writes): as vdbench's dedupratio / compratio.
-  double dedupe_ratio = 1;     // written non-zero blocks / distinct non-zero blocks
-  double compress_ratio = 1;   // 4096 / LZ4 size of a distinct block
-  double zero_percent = 0;     // share of written blocks that are all zeros
+  double dedupe_ratio = 1;    // written non-zero blocks / distinct non-zero blocks
+  double compress_ratio = 1;  // 4096 / LZ4 size of a distinct block
+  double zero_percent = 0;    // share of written blocks that are all zeros
 
   // KV workload (kv-small).
   uint64_t value_bytes = 100;
@@ -60,8 +60,8 @@ struct BenchOptions {
   // Output.
   std::string json_path;
   std::string html_path;
-  bool quiet = false;       // no progress line even on a terminal
-  double interval_s = 1;    // time-series resolution
+  bool quiet = false;     // no progress line even on a terminal
+  double interval_s = 1;  // time-series resolution
 };
 
 // Server-side counters read before and after a run (from /api/v1/metrics,
@@ -93,17 +93,17 @@ struct ServerMetrics {
 // Reduction and wear achieved by this run: from the metric deltas.
 struct RunReduction {
   bool available = false;
-  uint64_t logical_bytes = 0;        // bytes written during the run (delta)
-  uint64_t saved_pattern = 0;        // deltas of bytes_saved
+  uint64_t logical_bytes = 0;  // bytes written during the run (delta)
+  uint64_t saved_pattern = 0;  // deltas of bytes_saved
   uint64_t saved_dedupe = 0;
   uint64_t saved_compression = 0;
-  double data_reduction_ratio = 1;   // logical / (logical - saved), this run's writes
-  double live_reduction_ratio = 1;   // server's live ratio after the run
-  double dedupe_ratio = 1;           // server's ratios after the run
+  double data_reduction_ratio = 1;  // logical / (logical - saved), this run's writes
+  double live_reduction_ratio = 1;  // server's live ratio after the run
+  double dedupe_ratio = 1;          // server's ratios after the run
   double compression_ratio = 1;
-  uint64_t host_pages = 0;           // flash deltas
+  uint64_t host_pages = 0;  // flash deltas
   uint64_t nand_pages = 0;
-  double waf = 1;                    // nand / host pages during the run (1 when none)
+  double waf = 1;  // nand / host pages during the run (1 when none)
 };
 
 struct OpStats {
@@ -111,7 +111,7 @@ struct OpStats {
   uint64_t bytes = 0;
   uint64_t errors = 0;
   double iops = 0;
-  double mbps = 0;  // 10^6 bytes per second
+  double mbps = 0;           // 10^6 bytes per second
   LatencyHistogram latency;  // nanoseconds
 };
 
@@ -136,12 +136,12 @@ struct BenchResult {
   Machine machine;
   BenchOptions options;
   double elapsed_s = 0;
-  bool complete = true;   // false: stopped early (error), the numbers are partial
-  std::string error;      // why, when !complete
+  bool complete = true;  // false: stopped early (error), the numbers are partial
+  std::string error;     // why, when !complete
   OpStats reads, writes, total;
   std::vector<IntervalSample> timeline;
   RunReduction reduction;
-  double client_cpu_s = 0;   // this process, user + system (includes the engine for --target engine)
+  double client_cpu_s = 0;  // this process, user + system (includes the engine for --target engine)
   double server_cpu_s = -1;  // the server's, from its metrics; -1 unknown
 };
 

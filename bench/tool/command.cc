@@ -106,7 +106,8 @@ int RunBenchCommand(int argc, char** argv) {
   if (options->json_path.empty() && options->html_path.empty() && isatty(STDOUT_FILENO)) {
     printf("(--html FILE writes a report with charts; --json FILE the figures for --compare)\n");
   }
-  if (!result->complete) fprintf(stderr, "pstorage bench: run ended early: %s\n", result->error.c_str());
+  if (!result->complete)
+    fprintf(stderr, "pstorage bench: run ended early: %s\n", result->error.c_str());
   return rc;
 }
 

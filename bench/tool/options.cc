@@ -19,7 +19,8 @@ bool ParseSize(const std::string& text, uint64_t* out) {
   if (errno != 0 || end == text.c_str()) return false;
   std::string unit(end);
   if (unit == "b") unit = "";
-  if (unit.size() == 3 && (unit[1] == 'i' || unit[1] == 'I') && (unit[2] == 'B' || unit[2] == 'b')) {
+  if (unit.size() == 3 && (unit[1] == 'i' || unit[1] == 'I') &&
+      (unit[2] == 'B' || unit[2] == 'b')) {
     unit = unit.substr(0, 1);
   }
   int shift = 0;
@@ -110,7 +111,8 @@ Status ApplyFlag(const std::string& flag, const std::string& value, BenchOptions
     }
     o->working_set = u;
   } else if (flag == "--duration") {
-    if (!ParseDouble(value, &d) || d <= 0 || d > 86400) return Bad(flag, value, "seconds in (0, 86400]");
+    if (!ParseDouble(value, &d) || d <= 0 || d > 86400)
+      return Bad(flag, value, "seconds in (0, 86400]");
     o->duration_s = d;
   } else if (flag == "--total-bytes") {
     if (!ParseSize(value, &u) || u == 0) return Bad(flag, value, "a positive size (e.g. 1g)");
@@ -137,7 +139,8 @@ Status ApplyFlag(const std::string& flag, const std::string& value, BenchOptions
     if (!ParseInt(value, 1, 100000000, &i)) return Bad(flag, value, "an integer 1..100000000");
     o->key_count = static_cast<uint64_t>(i);
   } else if (flag == "--interval") {
-    if (!ParseDouble(value, &d) || d < 0.1 || d > 3600) return Bad(flag, value, "seconds 0.1..3600");
+    if (!ParseDouble(value, &d) || d < 0.1 || d > 3600)
+      return Bad(flag, value, "seconds 0.1..3600");
     o->interval_s = d;
   } else {
     return Status::InvalidArgument("unknown option " + flag + " (see pstorage bench --help)");
@@ -208,7 +211,7 @@ Status ValidateOptions(const BenchOptions& o) {
   }
   if ((o.target == "rest" || o.target == "redis" || o.target == "etcd") && o.url.empty()) {
     return Status::InvalidArgument("--target " + o.target + " needs --url (e.g. " +
-                                   (o.target == "redis" ? "redis://127.0.0.1:6379"
+                                   (o.target == "redis"  ? "redis://127.0.0.1:6379"
                                     : o.target == "etcd" ? "http://127.0.0.1:2379"
                                                          : "http://127.0.0.1:8000") +
                                    ")");
@@ -286,7 +289,8 @@ std::string Usage() {
       "  --quiet                no progress line (it is off anyway when stderr is not a terminal)\n"
       "\n"
       "profiles (explicit options override them):\n";
-  for (const Profile& p : Profiles()) u += "  " + std::string(p.name) + "\n      " + p.models + "\n";
+  for (const Profile& p : Profiles())
+    u += "  " + std::string(p.name) + "\n      " + p.models + "\n";
   return u;
 }
 
@@ -334,7 +338,8 @@ Result<BenchOptions> ParseOptions(int argc, char** argv) {
   }
   // `--target nbd --url nbd://...` names the export directly, like --nbd-url.
   if (o.target == "nbd" && o.url.rfind("nbd://", 0) == 0) {
-    if (!o.nbd_url.empty()) return Status::InvalidArgument("--url nbd://... and --nbd-url both given");
+    if (!o.nbd_url.empty())
+      return Status::InvalidArgument("--url nbd://... and --nbd-url both given");
     o.nbd_url = o.url;
     o.url.clear();
   }

@@ -61,7 +61,8 @@ std::string DescribeError(const api::HttpResponse& r) {
   rapidjson::Document d;
   d.Parse(r.body.c_str());
   if (!d.HasParseError() && d.IsObject()) {
-    if (d.HasMember("code") && d["code"].IsString()) out += std::string(" ") + d["code"].GetString();
+    if (d.HasMember("code") && d["code"].IsString())
+      out += std::string(" ") + d["code"].GetString();
     if (d.HasMember("detail") && d["detail"].IsString()) {
       out += std::string(": ") + d["detail"].GetString();
     } else if (d.HasMember("error") && d["error"].IsString()) {
@@ -112,7 +113,8 @@ Result<std::string> RestApi::EnsureVolume(const std::string& name, uint64_t size
            static_cast<double>(size_bytes) / (1ull << 30));
   Result<api::HttpResponse> r = Call("POST", "/api/v1/volumes", body);
   if (!r.ok()) return r.status();
-  if (r->status != 201) return Status::IoError("creating volume " + name + ": " + DescribeError(*r));
+  if (r->status != 201)
+    return Status::IoError("creating volume " + name + ": " + DescribeError(*r));
   d.Parse(r->body.c_str());
   if (d.HasParseError() || !d.IsObject() || !d.HasMember("id") || !d["id"].IsString()) {
     return Status::IoError("creating volume " + name + ": no id in the reply");

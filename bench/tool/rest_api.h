@@ -15,7 +15,7 @@ struct Url {
   std::string scheme;  // http, redis, nbd
   std::string host;
   int port = 0;
-  std::string path;    // after the authority, without the leading '/'
+  std::string path;  // after the authority, without the leading '/'
 };
 // "scheme://host[:port][/path]"; `default_port` when the port is absent.
 Result<Url> ParseUrl(const std::string& text, const std::string& scheme, int default_port);

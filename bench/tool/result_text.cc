@@ -31,10 +31,10 @@ std::string Row(const char* name, const OpStats& s) {
   const LatencyHistogram& h = s.latency;
   char buf[256];
   snprintf(buf, sizeof buf, "%-6s %10llu %11.1f %9.1f %10s %10s %10s %10s %10s %7llu\n", name,
-           static_cast<unsigned long long>(s.ops), s.iops, s.mbps, Latency(h.Percentile(50)).c_str(),
-           Latency(h.Percentile(90)).c_str(), Latency(h.Percentile(99)).c_str(),
-           Latency(h.Percentile(99.9)).c_str(), Latency(h.max()).c_str(),
-           static_cast<unsigned long long>(s.errors));
+           static_cast<unsigned long long>(s.ops), s.iops, s.mbps,
+           Latency(h.Percentile(50)).c_str(), Latency(h.Percentile(90)).c_str(),
+           Latency(h.Percentile(99)).c_str(), Latency(h.Percentile(99.9)).c_str(),
+           Latency(h.max()).c_str(), static_cast<unsigned long long>(s.errors));
   return buf;
 }
 
@@ -67,7 +67,8 @@ std::string FormatTable(const BenchResult& r) {
            r.options.workload == "kv" ? "ops/s" : "IOPS", "MB/s", "p50", "p90", "p99", "p99.9",
            "max", "errors");
   out += head;
-  if (r.reads.ops || r.reads.errors) out += Row(r.options.workload == "kv" ? "get" : "read", r.reads);
+  if (r.reads.ops || r.reads.errors)
+    out += Row(r.options.workload == "kv" ? "get" : "read", r.reads);
   if (r.writes.ops || r.writes.errors) {
     out += Row(r.options.workload == "kv" ? "put" : "write", r.writes);
   }
@@ -106,8 +107,8 @@ std::string FormatCompare(const BenchResult& a, const BenchResult& b) {
   out += line;
   auto row = [&](const std::string& name, double va, double vb, const std::string& sa,
                  const std::string& sb) {
-    std::string ratio = (va > 0 && std::isfinite(va) && std::isfinite(vb)) ? Fmt("%.3f", vb / va)
-                                                                            : "-";
+    std::string ratio =
+        (va > 0 && std::isfinite(va) && std::isfinite(vb)) ? Fmt("%.3f", vb / va) : "-";
     snprintf(line, sizeof line, "%-28s %14s %14s %10s\n", name.c_str(), sa.c_str(), sb.c_str(),
              ratio.c_str());
     out += line;
@@ -136,8 +137,8 @@ std::string FormatCompare(const BenchResult& a, const BenchResult& b) {
     lat(n + " max", p.a->latency.max(), p.b->latency.max());
   }
   if (a.reduction.available || b.reduction.available) {
-    num("data reduction (run)", a.reduction.data_reduction_ratio,
-        b.reduction.data_reduction_ratio, "%.2f");
+    num("data reduction (run)", a.reduction.data_reduction_ratio, b.reduction.data_reduction_ratio,
+        "%.2f");
     num("flash WAF", a.reduction.waf, b.reduction.waf, "%.2f");
   }
   num("client CPU s", a.client_cpu_s, b.client_cpu_s, "%.2f");

@@ -11,11 +11,11 @@
 #include <chrono>
 #include <cinttypes>
 #include <cmath>
-#include <cstring>
-#include <filesystem>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <random>
@@ -65,8 +65,8 @@ struct Rng {
 // the sampler under `mu`.
 struct WorkerStats {
   std::mutex mu;
-  OpStats reads, writes;                 // whole run
-  LatencyHistogram interval;             // both kinds, since the last sample
+  OpStats reads, writes;      // whole run
+  LatencyHistogram interval;  // both kinds, since the last sample
   uint64_t interval_ops = 0, interval_bytes = 0;
 };
 
@@ -76,11 +76,11 @@ struct Phase {
   Target* target = nullptr;
   const DataGenerator* data = nullptr;
   std::atomic<bool> stop{false};
-  std::atomic<uint64_t> next_block{0};     // stream position for written data
+  std::atomic<uint64_t> next_block{0};  // stream position for written data
   std::atomic<uint64_t> bytes_done{0};
-  uint64_t byte_budget = 0;                // 0: none
+  uint64_t byte_budget = 0;  // 0: none
   std::mutex error_mu;
-  std::string error;                       // first failure, guarded by error_mu
+  std::string error;  // first failure, guarded by error_mu
 
   void Fail(const std::string& what) {
     std::lock_guard<std::mutex> lock(error_mu);
@@ -131,7 +131,8 @@ void PrefillWorker(Phase* p, uint64_t chunk) {
     if (first >= blocks) return;
     p->data->Fill(first, buf);
     Status s = (*session)->Write(0, first * kBlock, buf);
-    if (!s.ok()) return p->Fail("write at offset " + std::to_string(first * kBlock) + ": " + s.ToString());
+    if (!s.ok())
+      return p->Fail("write at offset " + std::to_string(first * kBlock) + ": " + s.ToString());
   }
 }
 
@@ -167,8 +168,8 @@ void BlockWorker(Phase* p, int id, WorkerStats* w) {
     if (!s.ok()) {
       std::lock_guard<std::mutex> lock(w->mu);
       (read ? w->reads : w->writes).errors++;
-      return p->Fail(std::string(read ? "read" : "write") + " at offset " +
-                     std::to_string(offset) + ": " + s.ToString());
+      return p->Fail(std::string(read ? "read" : "write") + " at offset " + std::to_string(offset) +
+                     ": " + s.ToString());
     }
     Account(w, read, o.block_size, ns);
     uint64_t done = p->bytes_done.fetch_add(o.block_size) + o.block_size;
@@ -258,8 +259,8 @@ double RunPhase(Phase* p, int workers, bool measured_run, double duration_s,
   });
   auto interval = std::chrono::duration<double>(o.interval_s);
   Clock::time_point next = start + std::chrono::duration_cast<Clock::duration>(interval);
-  Clock::time_point deadline =
-      start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(duration_s));
+  Clock::time_point deadline = start + std::chrono::duration_cast<Clock::duration>(
+                                           std::chrono::duration<double>(duration_s));
   Clock::time_point last = start;
   // One sample per interval while the run goes on; after the stop, one
   // last sample for the tail if it covers at least a quarter interval.
@@ -349,7 +350,8 @@ Machine ThisMachine() {
   while (std::getline(cpuinfo, line)) {
     if (line.rfind("model name", 0) == 0) {
       size_t colon = line.find(':');
-      if (colon != std::string::npos) m.cpu_model = line.substr(line.find_first_not_of(' ', colon + 1));
+      if (colon != std::string::npos)
+        m.cpu_model = line.substr(line.find_first_not_of(' ', colon + 1));
       break;
     }
   }
@@ -388,8 +390,8 @@ Result<BenchResult> Run(const BenchOptions& options, Target* target) {
   result.machine = ThisMachine();
   result.started_at = NowIso();
   bool progress = !options.quiet && isatty(STDERR_FILENO);
-  DataGenerator data(DataSpec{options.dedupe_ratio, options.compress_ratio, options.zero_percent,
-                              options.seed});
+  DataGenerator data(
+      DataSpec{options.dedupe_ratio, options.compress_ratio, options.zero_percent, options.seed});
   ServerMetrics before = target->Metrics();
 
   // Prefill: the working set (or every key) written once, so that reads
@@ -399,7 +401,8 @@ Result<BenchResult> Run(const BenchOptions& options, Target* target) {
   if (fill) {
     if (progress) {
       if (kv) {
-        fprintf(stderr, "  prefill: writing %llu keys\n", static_cast<unsigned long long>(options.key_count));
+        fprintf(stderr, "  prefill: writing %llu keys\n",
+                static_cast<unsigned long long>(options.key_count));
       } else {
         fprintf(stderr, "  prefill: writing the %llu MiB working set\n",
                 static_cast<unsigned long long>(options.working_set >> 20));
@@ -420,8 +423,8 @@ Result<BenchResult> Run(const BenchOptions& options, Target* target) {
   p.next_block.store(kv ? 0 : options.working_set / kBlock);  // fresh data after the prefill
   std::vector<WorkerStats> stats(options.queue_depth);
   double cpu0 = CpuSeconds();
-  double elapsed =
-      RunPhase(&p, options.queue_depth, true, options.duration_s, &result.timeline, &stats, progress);
+  double elapsed = RunPhase(&p, options.queue_depth, true, options.duration_s, &result.timeline,
+                            &stats, progress);
   result.client_cpu_s = CpuSeconds() - cpu0;
   result.elapsed_s = elapsed;
   for (WorkerStats& w : stats) {

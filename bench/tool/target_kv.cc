@@ -87,21 +87,21 @@ class KvHttpSession : public Session {
   }
   Status Put(const std::string& key, const std::string& value) override {
     Result<api::HttpResponse> r =
-        etcd_ ? client_.Request("POST", "/v3/kv/put",
-                                "{\"key\":\"" + Base64(key) + "\",\"value\":\"" + Base64(value) +
-                                    "\"}",
-                                headers_)
-              : client_.Request("PUT", "/v1/keys/" + api::UrlEncode(key),
-                                "{\"value\":" + value + "}", headers_);
+        etcd_
+            ? client_.Request(
+                  "POST", "/v3/kv/put",
+                  "{\"key\":\"" + Base64(key) + "\",\"value\":\"" + Base64(value) + "\"}", headers_)
+            : client_.Request("PUT", "/v1/keys/" + api::UrlEncode(key), "{\"value\":" + value + "}",
+                              headers_);
     if (!r.ok()) return r.status();
     if (r->status != 200 && r->status != 201) return Status::IoError(DescribeError(*r));
     return Status::Ok();
   }
   Status Get(const std::string& key, std::string* value) override {
     Result<api::HttpResponse> r =
-        etcd_ ? client_.Request("POST", "/v3/kv/range", "{\"key\":\"" + Base64(key) + "\"}",
-                                headers_)
-              : client_.Request("GET", "/v1/keys/" + api::UrlEncode(key), {}, headers_);
+        etcd_
+            ? client_.Request("POST", "/v3/kv/range", "{\"key\":\"" + Base64(key) + "\"}", headers_)
+            : client_.Request("GET", "/v1/keys/" + api::UrlEncode(key), {}, headers_);
     if (!r.ok()) return r.status();
     if (r->status != 200) return Status::IoError(DescribeError(*r));
     rapidjson::Document d;
@@ -121,8 +121,7 @@ class KvHttpSession : public Session {
 
  private:
   static std::string Base64(const std::string& in) {
-    static const char kTable[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    static const char kTable[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     std::string out;
     size_t i = 0;
     for (; i + 2 < in.size(); i += 3) {

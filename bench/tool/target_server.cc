@@ -87,8 +87,9 @@ class RestSession : public Session {
     return Status::Ok();
   }
   Status Read(int unit, uint64_t offset, std::span<uint8_t> out) override {
-    std::string path = "/api/v1/volumes/" + (*units_)[unit].id + "/data?offset=" +
-                       std::to_string(offset) + "&length=" + std::to_string(out.size());
+    std::string path = "/api/v1/volumes/" + (*units_)[unit].id +
+                       "/data?offset=" + std::to_string(offset) +
+                       "&length=" + std::to_string(out.size());
     Result<api::HttpResponse> r = client_.Request("GET", path, {}, headers_);
     if (!r.ok()) return r.status();
     if (r->status != 200) return Status::IoError(DescribeError(*r));

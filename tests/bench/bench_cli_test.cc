@@ -59,7 +59,8 @@ class BenchCliTest : public ::testing::Test {
 ServerOptions BenchServer() {
   ServerOptions o;
   o.flash_bytes = 512ull << 20;
-  o.projects_json = "[" + ProjectEntry("bench", "", true, false) + "]";
+  o.projects_json = "[";  // appended, not a + chain: GCC 12 -O2 -Wrestrict misfires on that
+  o.projects_json.append(ProjectEntry("bench", "", true, false)).append("]");
   return o;
 }
 
@@ -78,9 +79,10 @@ int FreePort() {
 
 TEST_F(BenchCliTest, EngineRunPrintsATableAndWritesJsonAndHtml) {
   std::string json = dir_ + "/engine.json", html = dir_ + "/engine.html";
-  CmdResult r = Bench("--duration 1 --working-set 16m --queue-depth 2 --read-percent 50 "
-                      "--dedupe-ratio 2 --compress-ratio 2 --zero-percent 10 --json " +
-                      json + " --html " + html);
+  CmdResult r = Bench(
+      "--duration 1 --working-set 16m --queue-depth 2 --read-percent 50 "
+      "--dedupe-ratio 2 --compress-ratio 2 --zero-percent 10 --json " +
+      json + " --html " + html);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("IOPS"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("p99.9"), std::string::npos);
@@ -143,8 +145,8 @@ TEST_F(BenchCliTest, MalformedOptionsAndUnreachableServersFailClearly) {
 TEST_F(BenchCliTest, RestNbdAndKvAgainstARealServer) {
   ServerProcess s("bench-cli", BenchServer());
   ASSERT_TRUE(s.Start());
-  std::string url = " --url http://127.0.0.1:" + std::to_string(s.port()) + " --api-key " +
-                    kTestKey;
+  std::string url =
+      " --url http://127.0.0.1:" + std::to_string(s.port()) + " --api-key " + kTestKey;
   std::string nbd = " --nbd-url nbd://127.0.0.1:" + std::to_string(s.nbd_port());
   struct Case {
     const char* name;
@@ -152,7 +154,8 @@ TEST_F(BenchCliTest, RestNbdAndKvAgainstARealServer) {
   } cases[] = {
       {"rest", "--target rest" + url + " --working-set 16m --read-percent 50 --queue-depth 2"},
       {"nbd", "--target nbd" + url + nbd + " --working-set 16m --read-percent 50 --queue-depth 2"},
-      {"nbd-clones", "--target nbd --profile vdi-clone-boot --working-set 8m --clones 2" + url + nbd},
+      {"nbd-clones",
+       "--target nbd --profile vdi-clone-boot --working-set 8m --clones 2" + url + nbd},
       {"rest-seq", "--target rest --profile backup-seq-1m --working-set 16m" + url},
   };
   for (const Case& c : cases) {
@@ -170,8 +173,8 @@ TEST_F(BenchCliTest, RestNbdAndKvAgainstARealServer) {
   EXPECT_EQ(list.body.find("pstorage-bench-"), std::string::npos) << list.body;
   // kv-small through /v1 on the server's first project.
   std::string json = dir_ + "/kv-rest.json";
-  CmdResult r = Bench("--target rest --profile kv-small --keys 300 --duration 1" + url +
-                      " --json " + json);
+  CmdResult r =
+      Bench("--target rest --profile kv-small --keys 300 --duration 1" + url + " --json " + json);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   ExpectCompleteRun(ReadJson(json));
   EXPECT_EQ(s.Stop(), 0);
@@ -181,8 +184,8 @@ TEST_F(BenchCliTest, NbdkitThroughTheSameClient) {
   ASSERT_TRUE(HaveTool("nbdkit")) << "nbdkit not installed: run scripts/install-deps.sh";
   int port = FreePort();
   std::string pidfile = dir_ + "/nbdkit.pid";
-  CmdResult start = RunCmd("nbdkit -i 127.0.0.1 -p " + std::to_string(port) + " -P " + pidfile +
-                           " memory 64M");
+  CmdResult start =
+      RunCmd("nbdkit -i 127.0.0.1 -p " + std::to_string(port) + " -P " + pidfile + " memory 64M");
   ASSERT_EQ(start.exit_code, 0) << start.output;
   std::string json = dir_ + "/nbdkit.json";
   CmdResult r = Bench("--target nbd --nbd-url nbd://127.0.0.1:" + std::to_string(port) +
@@ -253,14 +256,16 @@ TEST_F(BenchCliTest, RedisAndEtcdPeers) {
   {
     int port = FreePort();
     std::string pidfile = dir_ + "/redis.pid";
-    CmdResult start = RunCmd("redis-server --bind 127.0.0.1 --port " + std::to_string(port) +
-                             " --save '' --appendonly no --daemonize yes --pidfile " + pidfile +
-                             " --dir " + dir_ +
-                             " && for i in $(seq 100); do redis-cli -p " + std::to_string(port) +
-                             " ping >/dev/null 2>&1 && break; sleep 0.1; done");
+    CmdResult start =
+        RunCmd("redis-server --bind 127.0.0.1 --port " + std::to_string(port) +
+               " --save '' --appendonly no --daemonize yes --pidfile " + pidfile + " --dir " +
+               dir_ + " && for i in $(seq 100); do redis-cli -p " + std::to_string(port) +
+               " ping >/dev/null 2>&1 && break; sleep 0.1; done");
     ASSERT_EQ(start.exit_code, 0) << start.output;
-    CmdResult r = Bench("--target redis --profile kv-small --keys 300 --duration 1 --url redis://"
-                        "127.0.0.1:" + std::to_string(port) + " --json " + dir_ + "/redis.json");
+    CmdResult r = Bench(
+        "--target redis --profile kv-small --keys 300 --duration 1 --url redis://"
+        "127.0.0.1:" +
+        std::to_string(port) + " --json " + dir_ + "/redis.json");
     RunCmd("kill $(cat " + pidfile + ")");
     ASSERT_EQ(r.exit_code, 0) << r.output;
     ExpectCompleteRun(ReadJson(dir_ + "/redis.json"));
@@ -271,8 +276,8 @@ TEST_F(BenchCliTest, RedisAndEtcdPeers) {
     std::string p = "http://127.0.0.1:" + std::to_string(peer);
     RunCmd("etcd --data-dir " + dir_ + "/etcd --listen-client-urls " + c +
            " --advertise-client-urls " + c + " --listen-peer-urls " + p +
-           " --initial-advertise-peer-urls " + p + " --initial-cluster default=" + p +
-           " >" + dir_ + "/etcd.log 2>&1 & echo $! >" + dir_ + "/etcd.pid; sleep 2");
+           " --initial-advertise-peer-urls " + p + " --initial-cluster default=" + p + " >" + dir_ +
+           "/etcd.log 2>&1 & echo $! >" + dir_ + "/etcd.pid; sleep 2");
     CmdResult r = Bench("--target etcd --profile kv-small --keys 300 --duration 1 --url " + c +
                         " --json " + dir_ + "/etcd.json");
     RunCmd("kill $(cat " + dir_ + "/etcd.pid)");

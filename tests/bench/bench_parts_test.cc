@@ -33,11 +33,33 @@ TEST(BenchOptions, DefaultsAreAnEngineRun) {
 }
 
 TEST(BenchOptions, ParsesEveryWorkloadAndDataOption) {
-  Result<BenchOptions> o =
-      Parse({"--block-size", "64k", "--pattern", "sequential", "--read-percent", "30",
-             "--queue-depth=8", "--working-set", "1g", "--duration", "2.5", "--total-bytes", "3m",
-             "--seed", "42", "--dedupe-ratio", "3", "--compress-ratio", "2.5", "--zero-percent",
-             "12", "--no-prefill", "--json", "out.json", "--html", "out.html", "--quiet"});
+  Result<BenchOptions> o = Parse({"--block-size",
+                                  "64k",
+                                  "--pattern",
+                                  "sequential",
+                                  "--read-percent",
+                                  "30",
+                                  "--queue-depth=8",
+                                  "--working-set",
+                                  "1g",
+                                  "--duration",
+                                  "2.5",
+                                  "--total-bytes",
+                                  "3m",
+                                  "--seed",
+                                  "42",
+                                  "--dedupe-ratio",
+                                  "3",
+                                  "--compress-ratio",
+                                  "2.5",
+                                  "--zero-percent",
+                                  "12",
+                                  "--no-prefill",
+                                  "--json",
+                                  "out.json",
+                                  "--html",
+                                  "out.html",
+                                  "--quiet"});
   ASSERT_TRUE(o.ok()) << o.status().ToString();
   EXPECT_EQ(o->block_size, 65536u);
   EXPECT_FALSE(o->random);
@@ -138,11 +160,14 @@ TEST(BenchJson, HasTheDocumentedSchema) {
   ASSERT_FALSE(d.HasParseError());
   EXPECT_STREQ(d["schema"].GetString(), "pstorage-bench/1");
   for (const char* k : {"tool_version", "started_at", "error"}) EXPECT_TRUE(d[k].IsString()) << k;
-  for (const char* k : {"cores", "cpu_model", "kernel"}) EXPECT_TRUE(d["machine"].HasMember(k)) << k;
-  for (const char* k : {"target", "url", "nbd_url", "profile", "workload", "block_size", "pattern",
-                        "read_percent", "queue_depth", "working_set", "duration_s", "total_bytes",
-                        "prefill", "clones", "seed", "dedupe_ratio", "compress_ratio",
-                        "zero_percent", "value_bytes", "keys", "interval_s"}) {
+  for (const char* k : {"cores", "cpu_model", "kernel"})
+    EXPECT_TRUE(d["machine"].HasMember(k)) << k;
+  for (const char* k : {"target",         "url",          "nbd_url",     "profile",
+                        "workload",       "block_size",   "pattern",     "read_percent",
+                        "queue_depth",    "working_set",  "duration_s",  "total_bytes",
+                        "prefill",        "clones",       "seed",        "dedupe_ratio",
+                        "compress_ratio", "zero_percent", "value_bytes", "keys",
+                        "interval_s"}) {
     EXPECT_TRUE(d["options"].HasMember(k)) << k;
   }
   EXPECT_TRUE(d["elapsed_s"].IsNumber());
