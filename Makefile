@@ -40,9 +40,10 @@ flash-demo: build-release
 test: build
 	cd $(BUILD)/debug && ctest --output-on-failure -j $(JOBS)
 
-# Benchmarks (minutes): regenerates docs/performance.md.
+# Benchmarks (about six minutes): regenerates docs/performance.md with
+# bench/report.sh, installing fio, nbdkit, redis, etcd, jq and zstd if missing.
 bench: build-release
-	bash scripts/bench-report.sh $(BUILD)/release
+	bash bench/report.sh $(BUILD)/release
 
 # libFuzzer on the REST handlers (clang-14, libclang-rt-14-dev): FUZZ_SECONDS
 # of fuzzing on a copy of fuzz/corpus/api; crashes land in

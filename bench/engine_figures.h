@@ -19,7 +19,11 @@ struct FiguresArgs {
   uint64_t blocks = 1'000'000;           // unique blocks of the memory/recovery run
   uint64_t capacity_gib = 3;             // flash logical capacity of that run
   std::string dataset_dir = "/usr/share";
+  std::string dataset_list;              // file of paths, one a line, taken in that order
+                                         // (repeats allowed); overrides dataset_dir
   uint64_t dataset_mib = 512;            // cap on the real-data set
+  int copies = 2;                        // times the data set is written
+  std::string summary;                   // file for "key value" lines (reduction part)
   std::string bench_dir = "/var/tmp";    // $PSTORAGE_BENCH_DIR
   bool keep = false;                     // keep the memory run's data dir
 };

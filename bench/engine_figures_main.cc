@@ -19,8 +19,8 @@
 // Part "reduction": engine_figures_reduction.cc.
 //
 // Usage: pstorage-engine-figures [--markdown] [--part memory|reduction|all]
-//          [--blocks N] [--capacity-gib N] [--dataset-dir DIR] [--dataset-mib N]
-//          [--keep 1]
+//          [--blocks N] [--capacity-gib N] [--dataset-dir DIR] [--dataset-list FILE]
+//          [--dataset-mib N] [--copies N] [--summary FILE] [--keep 1]
 // Files go to $PSTORAGE_BENCH_DIR (default /var/tmp) and are removed after
 // (--keep 1 keeps the memory run's engine, pstorage-engine-figures-a).
 #include <algorithm>
@@ -280,11 +280,15 @@ int main(int argc, char** argv) {
     else if (flag == "--blocks") a.blocks = std::stoull(v);
     else if (flag == "--capacity-gib") a.capacity_gib = std::stoull(v);
     else if (flag == "--dataset-dir") a.dataset_dir = v;
+    else if (flag == "--dataset-list") a.dataset_list = v;
     else if (flag == "--dataset-mib") a.dataset_mib = std::stoull(v);
+    else if (flag == "--copies") a.copies = std::max(1, std::stoi(v));
+    else if (flag == "--summary") a.summary = v;
     else if (flag == "--keep") a.keep = v == "1";
     else Die("unknown flag " + flag, pstorage::Status::InvalidArgument(
         "usage: pstorage-engine-figures [--markdown] [--part memory|reduction|all] [--blocks N] "
-        "[--capacity-gib N] [--dataset-dir DIR] [--dataset-mib N] [--keep 1]"));
+        "[--capacity-gib N] [--dataset-dir DIR] [--dataset-list FILE] [--dataset-mib N] "
+        "[--copies N] [--summary FILE] [--keep 1]"));
   }
   if (a.part == "memory" || a.part == "all") PrintMemoryAndRecovery(a);
   if (a.part == "reduction" || a.part == "all") PrintRealDataReduction(a);

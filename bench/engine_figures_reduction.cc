@@ -1,10 +1,12 @@
 // pstorage-engine-figures, part "reduction": the engine's data reduction on
 // real files against the offline ideal for the same bytes.
 //
-// Dataset: the regular files under --dataset-dir in sorted path order, each
+// Dataset: the regular files under --dataset-dir in sorted path order (or
+// the paths listed in --dataset-list, in that order, repeats included), each
 // starting on a 4 KiB boundary (the tail of its last block zero, as a file
-// system lays files out), up to --dataset-mib. It is written twice to one
-// volume in 1 MiB writes, the second copy at the next 1 MiB boundary.
+// system lays files out), up to --dataset-mib. It is written --copies times
+// (default twice) to one volume in 1 MiB writes, each copy at the next 1 MiB
+// boundary. --summary FILE also writes the figures as "key value" lines.
 //
 // Offline ideal for 4 KiB dedupe + per-block LZ4 over the written blocks:
 // zero blocks are dropped (the engine leaves them unmapped); other 8-byte
@@ -21,6 +23,7 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <unordered_set>
 #include <vector>
@@ -46,8 +49,8 @@ struct Dataset {
   uint64_t file_bytes = 0;
 };
 
-// A sorted prefix of the files under `dir` that fits in `cap` bytes.
-Dataset LoadDataset(const std::string& dir, uint64_t cap) {
+// The regular files under `dir`, in sorted order.
+std::vector<fs::path> FilesUnder(const std::string& dir) {
   std::vector<fs::path> paths;
   std::error_code ec;
   fs::recursive_directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec), end;
@@ -55,6 +58,23 @@ Dataset LoadDataset(const std::string& dir, uint64_t cap) {
     if (!it->is_symlink(ec) && it->is_regular_file(ec)) paths.push_back(it->path());
   }
   std::sort(paths.begin(), paths.end());
+  return paths;
+}
+
+// The paths listed in `list_file`, one a line, in order.
+std::vector<fs::path> FilesListed(const std::string& list_file) {
+  std::ifstream in(list_file);
+  if (!in) Die(list_file, Status::NotFound("cannot open the dataset list"));
+  std::vector<fs::path> paths;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) paths.emplace_back(line);
+  }
+  return paths;
+}
+
+// The prefix of `paths` that fits in `cap` bytes, each file 4 KiB-aligned.
+Dataset LoadDataset(const std::vector<fs::path>& paths, uint64_t cap) {
+  std::error_code ec;
   Dataset d;
   d.bytes.reserve(cap);
   for (const fs::path& p : paths) {
@@ -143,11 +163,17 @@ double Ratio(uint64_t a, uint64_t b) { return b ? double(a) / double(b) : 0; }
 
 void PrintRealDataReduction(const FiguresArgs& a) {
   const bool md = a.markdown;
-  std::fprintf(stderr, "reduction: reading files under %s\n", a.dataset_dir.c_str());
-  const Dataset d = LoadDataset(a.dataset_dir, a.dataset_mib * kMiB);
-  if (d.bytes.empty()) Die(a.dataset_dir, Status::NotFound("no readable files"));
-  std::fprintf(stderr, "reduction: offline ideal over %.1f MiB x 2\n", MiB(double(d.bytes.size())));
-  const Ideal ideal = Offline(d, 2);
+  const std::string source = a.dataset_list.empty() ? a.dataset_dir : a.dataset_list;
+  std::fprintf(stderr, "reduction: reading the files %s %s\n",
+               a.dataset_list.empty() ? "under" : "listed in", source.c_str());
+  const Dataset d = LoadDataset(
+      a.dataset_list.empty() ? FilesUnder(a.dataset_dir) : FilesListed(a.dataset_list),
+      a.dataset_mib * kMiB);
+  if (d.bytes.empty()) Die(source, Status::NotFound("no readable files"));
+  const int copies = a.copies;
+  std::fprintf(stderr, "reduction: offline ideal over %.1f MiB x %d\n",
+               MiB(double(d.bytes.size())), copies);
+  const Ideal ideal = Offline(d, copies);
 
   const std::string dir = a.bench_dir + "/pstorage-engine-figures-r";
   fs::remove_all(dir);
@@ -156,12 +182,14 @@ void PrintRealDataReduction(const FiguresArgs& a) {
   o.flash.logical_capacity_bytes = RoundUp(d.bytes.size(), 1ull << 30) + (1ull << 30);
   o.flash.background_gc_idle_ms = 0;
   auto e = Check(engine::Engine::Open(o), "open " + dir);
-  const uint64_t second = RoundUp(d.bytes.size(), kMiB);
-  const std::string id = Check(e->CreateVolume({"real", 2 * second, "", {}}), "create").id;
-  std::fprintf(stderr, "reduction: engine, copy 1\n");
-  const double copy1_s = WriteAll(*e, id, 0, d.bytes);
-  std::fprintf(stderr, "reduction: engine, copy 2\n");
-  const double copy2_s = WriteAll(*e, id, second, d.bytes);
+  const uint64_t stride = RoundUp(d.bytes.size(), kMiB);
+  const std::string id =
+      Check(e->CreateVolume({"real", uint64_t(copies) * stride, "", {}}), "create").id;
+  std::vector<double> copy_s;
+  for (int c = 0; c < copies; c++) {
+    std::fprintf(stderr, "reduction: engine, copy %d\n", c + 1);
+    copy_s.push_back(WriteAll(*e, id, uint64_t(c) * stride, d.bytes));
+  }
   const engine::ReductionStats r = e->Reduction();
   std::fprintf(stderr, "reduction: DeepReduce\n");
   const auto deep_start = Clock::now();
@@ -177,11 +205,29 @@ void PrintRealDataReduction(const FiguresArgs& a) {
   const auto mib = [](uint64_t bytes) { return Fmt("%.1f MiB", MiB(double(bytes))); };
   const auto x = [](double ratio) { return Fmt("%.3fx", ratio); };
 
+  if (!a.summary.empty()) {
+    std::ofstream out(a.summary);
+    out << "files " << d.files << "\nfile_bytes " << d.file_bytes << "\naligned_bytes "
+        << d.bytes.size() << "\ncopies " << copies << "\nzero_blocks " << ideal.zero
+        << "\npattern_blocks " << ideal.pattern << "\nunique_blocks " << ideal.unique
+        << "\nduplicate_blocks " << ideal.duplicate << "\nlogical_nonzero_bytes "
+        << ideal.logical_bytes << "\nideal_lz4_bytes " << ideal.lz4_bytes
+        << "\nideal_threshold_bytes " << ideal.threshold_bytes << "\nengine_logical_bytes "
+        << r.logical_bytes_live << "\nengine_fragment_bytes "
+        << r.stored_bytes_after_compression << "\nengine_physical_bytes "
+        << r.physical_bytes_used << "\nengine_ratio " << engine_ratio << "\nideal_ratio "
+        << ideal_ratio << "\ndeep_physical_bytes " << deep.physical_bytes_used
+        << "\ndeep_ratio " << Ratio(deep.logical_bytes_live, deep.physical_bytes_used)
+        << "\ndeep_s " << deep_s << "\nzstd_level " << o.zstd_level << "\ncopy1_mibs "
+        << MiB(double(d.bytes.size())) / copy_s.front() << "\n";
+    if (!out) Die(a.summary, Status::IoError("cannot write the summary"));
+  }
   std::printf("Dataset: %lu files (%.1f MiB) from %s, 4 KiB-aligned: %.1f MiB = %lu blocks "
-              "per copy, written twice. Over both copies: %lu zero, %lu other-pattern, %lu unique "
-              "and %lu duplicate blocks (offline count).\n\n",
-              (unsigned long)d.files, MiB(double(d.file_bytes)), a.dataset_dir.c_str(),
-              MiB(double(d.bytes.size())), (unsigned long)(d.bytes.size() / kBlock),
+              "per copy, written %d time%s. Over all copies: %lu zero, %lu other-pattern, %lu "
+              "unique and %lu duplicate blocks (offline count).\n\n",
+              (unsigned long)d.files, MiB(double(d.file_bytes)), source.c_str(),
+              MiB(double(d.bytes.size())), (unsigned long)(d.bytes.size() / kBlock), copies,
+              copies == 1 ? "" : "s",
               (unsigned long)ideal.zero, (unsigned long)ideal.pattern,
               (unsigned long)ideal.unique, (unsigned long)ideal.duplicate);
   TableHead(md, "physical", "ratio (logical non-zero / physical)");
@@ -207,12 +253,16 @@ void PrintRealDataReduction(const FiguresArgs& a) {
               mib(reclaimed).c_str()));
   std::printf("\nEngine counters: %lu unique blocks stored (offline: %lu), %lu dedupe hits "
               "(offline: %lu), %lu zero and %lu pattern blocks. Write rate through Engine::Write "
-              "(1 MiB writes, verify on, default 64 MiB cache): copy 1 %.0f MiB/s, copy 2 "
-              "(all duplicates) %.0f MiB/s.\n\n",
+              "(1 MiB writes, verify on, default 64 MiB cache): copy 1 %.0f MiB/s",
               (unsigned long)r.unique_blocks, (unsigned long)ideal.unique,
               (unsigned long)r.duplicate_blocks, (unsigned long)ideal.duplicate,
               (unsigned long)r.zero_blocks_found, (unsigned long)r.pattern_blocks_found,
-              MiB(double(d.bytes.size())) / copy1_s, MiB(double(d.bytes.size())) / copy2_s);
+              MiB(double(d.bytes.size())) / copy_s.front());
+  if (copies > 1) {
+    std::printf(", copy 2 (all duplicates) %.0f MiB/s",
+                MiB(double(d.bytes.size())) / copy_s[1]);
+  }
+  std::printf(".\n\n");
 }
 
 }  // namespace pstorage::bench

@@ -1,10 +1,11 @@
 // pstorage-waf: write amplification (WAF) of uniform random overwrites on the
 // memory medium, next to Desnoyers' analytic model of greedy GC.
 //
-// For each fill f of the logical capacity, over-provisioning op and GC
-// policy: write pages [0, f * logical) once in order, overwrite them
-// uniformly at random (warm-up, --warmup times the filled pages), snapshot
-// the metrics, overwrite again (--measure times), and report
+// For each fill f of the logical capacity (50, 70, 80, 90 %),
+// over-provisioning op (0.07, 0.10, 0.28) and GC policy: write pages
+// [0, f * logical) once in order, overwrite them uniformly at random
+// (warm-up, --warmup times the filled pages), snapshot the metrics,
+// overwrite again (--measure times), and report
 //   WAF = delta nand_pages_written / delta host_pages_written.
 // Background GC is off (background_gc_idle_ms = 0), so every GC step is a
 // foreground one, counted in the window it serves.
@@ -170,21 +171,25 @@ int main(int argc, char** argv) {
                args.measure, static_cast<unsigned long>(kSeed));
   Writer writer;
   std::vector<Row> rows;
-  for (int fill : {50, 70, 90}) {
-    for (double op : {0.07, 0.10, 0.28}) {
+  const std::vector<int> fills = {50, 70, 80, 90};
+  const std::vector<double> ops = {0.07, 0.10, 0.28};
+  const size_t runs = fills.size() * ops.size() * 2;
+  for (int fill : fills) {
+    for (double op : ops) {
       for (GcPolicy policy : {GcPolicy::kGreedy, GcPolicy::kCostBenefit}) {
         const auto start = std::chrono::steady_clock::now();
         rows.push_back(Measure(args, fill, op, policy, writer));
         const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
-        std::fprintf(stderr, "[%2zu/18] fill %d%% op %.2f %-12s WAF %.3f (model %.3f) %.1f s\n",
-                     rows.size(), fill, op,
+        std::fprintf(stderr, "[%2zu/%zu] fill %d%% op %.2f %-12s WAF %.3f (model %.3f) %.1f s\n",
+                     rows.size(), runs, fill, op,
                      policy == GcPolicy::kGreedy ? "greedy" : "cost-benefit", rows.back().waf,
                      rows.back().model, took.count());
       }
     }
   }
+  // Markdown puts the ratio first, then the absolute figures it comes from.
   if (args.markdown) {
-    std::printf("| fill | OP | policy | measured WAF | model WAF (greedy) | measured/model |\n"
+    std::printf("| fill | OP | policy | measured/model | measured WAF | model WAF (greedy) |\n"
                 "|---:|---:|---|---:|---:|---:|\n");
   } else {
     std::printf("%5s %5s %-13s %13s %19s %15s\n", "fill", "OP", "policy", "measured WAF",
@@ -194,7 +199,7 @@ int main(int argc, char** argv) {
     const char* policy = r.policy == GcPolicy::kGreedy ? "greedy" : "cost-benefit";
     if (args.markdown) {
       std::printf("| %d%% | %.2f | %s | %.3f | %.3f | %.3f |\n", r.fill_percent, r.op, policy,
-                  r.waf, r.model, r.waf / r.model);
+                  r.waf / r.model, r.waf, r.model);
     } else {
       std::printf("%4d%% %5.2f %-13s %13.3f %19.3f %15.3f\n", r.fill_percent, r.op, policy,
                   r.waf, r.model, r.waf / r.model);

@@ -10,7 +10,7 @@
 #              (default build/release)
 #   OUT_FILE   where the section goes (default stdout)
 # Env:   PSTORAGE_BENCH_DIR       parent of the temporary folder holding the array
-#                                 (default /var/tmp, a disk, as for bench-report.sh)
+#                                 (default /var/tmp, a disk, as for bench/report.sh)
 #        PSTORAGE_HTTP_BENCH_ARGS extra pstorage-http-load options, e.g. "--seconds 3"
 # Takes about a minute and a half with the defaults ((7 + 3 KV + 3 hot) scenarios
 # x (1 s warm-up + 5 s), plus setup).

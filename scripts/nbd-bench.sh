@@ -4,7 +4,9 @@
 # same client: fio's nbd engine (libnbd). Starts a real `pstorage serve`
 # (fresh array, one 1 GiB volume) and nbdkit on 127.0.0.1, runs the same fio
 # jobs against each for three kinds of data, stops both, and writes a
-# markdown section for docs/performance.md.
+# markdown section. Not part of docs/performance.md any more: bench/report.sh
+# compares the NBD export with nbdkit through `pstorage bench` (sections 2-3);
+# this longer fio grid (about four minutes) is for a closer look.
 #
 # Usage: scripts/nbd-bench.sh [BUILD_DIR [OUT_FILE]]
 #   BUILD_DIR  a build folder with api/pstorage (default build/release)
