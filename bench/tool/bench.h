@@ -143,6 +143,7 @@ struct BenchResult {
   RunReduction reduction;
   double client_cpu_s = 0;  // this process, user + system (includes the engine for --target engine)
   double server_cpu_s = -1;  // the server's, from its metrics; -1 unknown
+  uint64_t throttled = 0;    // 429 replies from the server's rate limit, waited out
 };
 
 // One worker's connection to the target. Created per worker thread;
@@ -163,6 +164,9 @@ class Session {
     (void)key, (void)value_json;
     return Status::InvalidArgument("this target has no KV path");
   }
+  // Replies that asked this session to slow down (HTTP 429), each waited
+  // out and retried; the wait is part of that operation's latency.
+  uint64_t throttled = 0;
 };
 
 // Where the I/O goes. Setup creates what the run needs (volumes, clones,

@@ -2,9 +2,11 @@
 
 #include <rapidjson/document.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
+#include <thread>
 
 namespace pstorage::bench {
 namespace {
@@ -54,6 +56,21 @@ Result<Url> ParseUrl(const std::string& text, const std::string& scheme, int def
   }
   if (u.host.empty()) return Status::InvalidArgument("'" + text + "': no host");
   return u;
+}
+
+Result<api::HttpResponse> RequestWithRetry(api::HttpClient& client, std::string_view method,
+                                           std::string_view target, std::string_view body,
+                                           const api::HttpHeaders& headers, uint64_t* throttled) {
+  int waited_s = 0;
+  for (;;) {
+    Result<api::HttpResponse> r = client.Request(method, target, body, headers);
+    if (!r.ok() || r->status != 429 || waited_s >= 30) return r;
+    (*throttled)++;
+    int wait_s = std::atoi(r->Header("retry-after").c_str());
+    wait_s = std::clamp(wait_s, 1, 5);
+    std::this_thread::sleep_for(std::chrono::seconds(wait_s));
+    waited_s += wait_s;
+  }
 }
 
 std::string DescribeError(const api::HttpResponse& r) {

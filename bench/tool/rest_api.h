@@ -42,6 +42,13 @@ class RestApi {
   api::HttpClient client_;
 };
 
+// One request as a polite client sends it: a 429 from the server's rate
+// limit is waited out as its Retry-After says (1..5 s) and the request sent
+// again, up to 30 s in all; each 429 is counted in *throttled.
+Result<api::HttpResponse> RequestWithRetry(api::HttpClient& client, std::string_view method,
+                                           std::string_view target, std::string_view body,
+                                           const api::HttpHeaders& headers, uint64_t* throttled);
+
 // "HTTP 404 NOT_FOUND: volume 'x' not found" from an error reply.
 std::string DescribeError(const api::HttpResponse& r);
 

@@ -386,6 +386,12 @@ std::string ToHtml(const BenchResult& result) {
     h += "<div class=\"banner\"><b>Incomplete run:</b> the numbers below are partial. " +
          Escape(result.error) + "</div>\n";
   }
+  if (result.throttled > 0) {
+    h += "<div class=\"banner\"><b>Throttled:</b> the server answered " +
+         std::to_string(result.throttled) +
+         " requests with HTTP 429 (its rate limit); each was waited out and retried, so the "
+         "figures below are the rate limit's, not the array's.</div>\n";
+  }
 
   h += "<h2>Summary</h2>\n<table>\n";
   h += Row({"", "ops", "IOPS", "MB/s", "p50", "p90", "p99", "p99.9", "max", "errors"}, "th");

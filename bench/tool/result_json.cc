@@ -153,6 +153,7 @@ std::string ToJson(const BenchResult& r) {
   Num(w, "waf", red.waf);
   w.EndObject();
   Num(w, "client_cpu_s", r.client_cpu_s), Num(w, "server_cpu_s", r.server_cpu_s);
+  U64(w, "throttled", r.throttled);
   w.EndObject();
   return std::string(buf.GetString(), buf.GetSize()) + "\n";
 }
@@ -211,6 +212,7 @@ Result<BenchResult> FromJson(const std::string& text) {
     red.waf = GetD(*v, "waf", 1);
   }
   r.client_cpu_s = GetD(d, "client_cpu_s"), r.server_cpu_s = GetD(d, "server_cpu_s", -1);
+  r.throttled = GetU(d, "throttled");
   return r;
 }
 

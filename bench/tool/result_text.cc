@@ -89,6 +89,11 @@ std::string FormatTable(const BenchResult& r) {
   } else {
     out += "data reduction / WAF: not reported by this target\n";
   }
+  if (r.throttled > 0) {
+    out += "throttled: " + std::to_string(r.throttled) +
+           " replies HTTP 429 from the server's rate limit, each waited out (Retry-After) and "
+           "retried; the figures are the limit's, not the array's\n";
+  }
   out += "CPU: client " + Fmt("%.2f s", r.client_cpu_s);
   if (r.server_cpu_s >= 0) out += ", server " + Fmt("%.2f s", r.server_cpu_s);
   if (r.options.target == "engine") out += " (engine in-process: included in the client's)";
@@ -142,6 +147,10 @@ std::string FormatCompare(const BenchResult& a, const BenchResult& b) {
     num("flash WAF", a.reduction.waf, b.reduction.waf, "%.2f");
   }
   num("client CPU s", a.client_cpu_s, b.client_cpu_s, "%.2f");
+  if (a.throttled || b.throttled) {
+    num("throttled (HTTP 429)", static_cast<double>(a.throttled), static_cast<double>(b.throttled),
+        "%.0f");
+  }
   if (a.server_cpu_s >= 0 || b.server_cpu_s >= 0) {
     num("server CPU s", a.server_cpu_s, b.server_cpu_s, "%.2f");
   }

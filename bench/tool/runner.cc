@@ -68,6 +68,22 @@ struct WorkerStats {
   OpStats reads, writes;      // whole run
   LatencyHistogram interval;  // both kinds, since the last sample
   uint64_t interval_ops = 0, interval_bytes = 0;
+  uint64_t throttled = 0;  // the session's 429s, added when the worker ends
+};
+
+// Adds a session's throttle count to its worker's stats however the worker
+// returns.
+class ThrottleTally {
+ public:
+  ThrottleTally(const Session* s, WorkerStats* w) : s_(s), w_(w) {}
+  ~ThrottleTally() {
+    std::lock_guard<std::mutex> lock(w_->mu);
+    w_->throttled += s_->throttled;
+  }
+
+ private:
+  const Session* s_;
+  WorkerStats* w_;
 };
 
 // Shared by the workers of one phase.
@@ -141,6 +157,7 @@ void BlockWorker(Phase* p, int id, WorkerStats* w) {
   const BenchOptions& o = *p->options;
   Result<std::unique_ptr<Session>> session = p->target->Connect();
   if (!session.ok()) return p->Fail(session.status().ToString());
+  ThrottleTally tally(session->get(), w);
   Rng rng(o.seed * 7919 + static_cast<uint64_t>(id) + 104729);
   std::vector<uint8_t> buf(o.block_size);
   const uint64_t slots = o.working_set / o.block_size;
@@ -182,6 +199,7 @@ void KvWorker(Phase* p, int id, WorkerStats* w, bool measured_run) {
   const BenchOptions& o = *p->options;
   Result<std::unique_ptr<Session>> session = p->target->Connect();
   if (!session.ok()) return p->Fail(session.status().ToString());
+  ThrottleTally tally(session->get(), w);
   Rng rng(o.seed * 7919 + static_cast<uint64_t>(id) + 1);
   std::string got;
   uint64_t version = 1;
@@ -429,6 +447,7 @@ Result<BenchResult> Run(const BenchOptions& options, Target* target) {
   result.elapsed_s = elapsed;
   for (WorkerStats& w : stats) {
     std::lock_guard<std::mutex> lock(w.mu);
+    result.throttled += w.throttled;
     for (OpStats* dst : {&result.reads, &result.total}) {
       dst->ops += w.reads.ops, dst->bytes += w.reads.bytes, dst->errors += w.reads.errors;
       dst->latency.Merge(w.reads.latency);

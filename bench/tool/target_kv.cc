@@ -87,21 +87,17 @@ class KvHttpSession : public Session {
   }
   Status Put(const std::string& key, const std::string& value) override {
     Result<api::HttpResponse> r =
-        etcd_
-            ? client_.Request(
-                  "POST", "/v3/kv/put",
-                  "{\"key\":\"" + Base64(key) + "\",\"value\":\"" + Base64(value) + "\"}", headers_)
-            : client_.Request("PUT", "/v1/keys/" + api::UrlEncode(key), "{\"value\":" + value + "}",
-                              headers_);
+        etcd_ ? Send("POST", "/v3/kv/put",
+                     "{\"key\":\"" + Base64(key) + "\",\"value\":\"" + Base64(value) + "\"}")
+              : Send("PUT", "/v1/keys/" + api::UrlEncode(key), "{\"value\":" + value + "}");
     if (!r.ok()) return r.status();
     if (r->status != 200 && r->status != 201) return Status::IoError(DescribeError(*r));
     return Status::Ok();
   }
   Status Get(const std::string& key, std::string* value) override {
     Result<api::HttpResponse> r =
-        etcd_
-            ? client_.Request("POST", "/v3/kv/range", "{\"key\":\"" + Base64(key) + "\"}", headers_)
-            : client_.Request("GET", "/v1/keys/" + api::UrlEncode(key), {}, headers_);
+        etcd_ ? Send("POST", "/v3/kv/range", "{\"key\":\"" + Base64(key) + "\"}")
+              : Send("GET", "/v1/keys/" + api::UrlEncode(key), "");
     if (!r.ok()) return r.status();
     if (r->status != 200) return Status::IoError(DescribeError(*r));
     rapidjson::Document d;
@@ -120,6 +116,11 @@ class KvHttpSession : public Session {
   }
 
  private:
+  Result<api::HttpResponse> Send(const char* method, const std::string& path,
+                                 const std::string& body) {
+    return RequestWithRetry(client_, method, path, body, headers_, &throttled);
+  }
+
   static std::string Base64(const std::string& in) {
     static const char kTable[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     std::string out;

@@ -81,7 +81,7 @@ class RestSession : public Session {
     std::string path =
         "/api/v1/volumes/" + (*units_)[unit].id + "/data?offset=" + std::to_string(offset);
     std::string_view body(reinterpret_cast<const char*>(data.data()), data.size());
-    Result<api::HttpResponse> r = client_.Request("PUT", path, body, h);
+    Result<api::HttpResponse> r = RequestWithRetry(client_, "PUT", path, body, h, &throttled);
     if (!r.ok()) return r.status();
     if (r->status != 200) return Status::IoError(DescribeError(*r));
     return Status::Ok();
@@ -90,7 +90,7 @@ class RestSession : public Session {
     std::string path = "/api/v1/volumes/" + (*units_)[unit].id +
                        "/data?offset=" + std::to_string(offset) +
                        "&length=" + std::to_string(out.size());
-    Result<api::HttpResponse> r = client_.Request("GET", path, {}, headers_);
+    Result<api::HttpResponse> r = RequestWithRetry(client_, "GET", path, {}, headers_, &throttled);
     if (!r.ok()) return r.status();
     if (r->status != 200) return Status::IoError(DescribeError(*r));
     if (r->body.size() != out.size()) {

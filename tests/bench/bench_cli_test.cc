@@ -180,6 +180,28 @@ TEST_F(BenchCliTest, RestNbdAndKvAgainstARealServer) {
   EXPECT_EQ(s.Stop(), 0);
 }
 
+// A server's rate limit slows the run down (each 429 waited out and
+// retried, as Retry-After asks) instead of ending it; the result says so.
+TEST_F(BenchCliTest, RateLimitedServerIsWaitedOutAndReported) {
+  ServerOptions o = BenchServer();
+  o.rate_limit = true;
+  o.rate_per_second = 200;
+  o.burst = 50;
+  ServerProcess s("bench-cli-limit", o);
+  ASSERT_TRUE(s.Start());
+  std::string json = dir_ + "/limited.json";
+  CmdResult r = Bench("--target rest --url http://127.0.0.1:" + std::to_string(s.port()) +
+                      " --api-key " + kTestKey +
+                      " --working-set 8m --queue-depth 2 --duration 1 --json " + json);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("throttled: "), std::string::npos) << r.output;
+  rapidjson::Document d = ReadJson(json);
+  ExpectCompleteRun(d);
+  EXPECT_GT(d["throttled"].GetUint64(), 0u);
+  // A throttled operation's latency includes its wait (Retry-After >= 1 s).
+  EXPECT_GE(d["total"]["latency_ns"]["max"].GetUint64(), 1000000000u);
+}
+
 TEST_F(BenchCliTest, NbdkitThroughTheSameClient) {
   ASSERT_TRUE(HaveTool("nbdkit")) << "nbdkit not installed: run scripts/install-deps.sh";
   int port = FreePort();

@@ -194,6 +194,7 @@ TEST(BenchJson, HasTheDocumentedSchema) {
   }
   EXPECT_TRUE(d["client_cpu_s"].IsNumber());
   EXPECT_TRUE(d["server_cpu_s"].IsNumber());
+  EXPECT_TRUE(d["throttled"].IsUint64());
 }
 
 TEST(BenchJson, RoundTripKeepsFiguresAndPercentiles) {
