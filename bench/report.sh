@@ -326,6 +326,15 @@ done
 [ -n "$url" ] && [ -n "$nbd_port" ] || die "pstorage serve did not report its ports within 60 s"
 log "  pstorage serve at $url, NBD on port $nbd_port"
 
+# real_pid PID: the server under a `timeout` that start_server put around it.
+real_pid() {
+  local parent=$1 kids
+  kids=$(cat "/proc/$parent/task/$parent/children" 2>/dev/null || true)
+  [ -n "$kids" ] || kids=$(pgrep -P "$parent" 2>/dev/null || true)
+  [ -n "$kids" ] || die "no process under pid $parent"
+  echo "$kids" | tr " " "\n" | grep -m1 .
+}
+
 kit_port=$(free_port)
 start_server nbdkit nbdkit --foreground --exit-with-parent -i 127.0.0.1 -p "$kit_port" memory 1G
 kit_pid=$server_pid
@@ -423,7 +432,7 @@ peer_workloads=(w4k_qd1 w4k_qd16 r4k_qd16 w1m_qd4)
 for wl in "${peer_workloads[@]}"; do
   # shellcheck disable=SC2046
   pb "nbdkit-$wl" --target nbd --nbd-url "nbd://127.0.0.1:$kit_port" --working-set 256m \
-    $(wl_args "$wl") $(wl_data "$wl")
+    --server-pid "$(real_pid "$kit_pid")" $(wl_args "$wl") $(wl_data "$wl")
 done
 stop_server "$kit_pid"
 fio_args() {
@@ -460,9 +469,12 @@ step "peers: KV (kv-small) on the engine, REST, redis-server and etcd"
 pb kv-engine --target engine --profile kv-small --data-dir "$tmp/engine-kv"
 rm -rf "$tmp/engine-kv"
 pb kv-rest --target rest --profile kv-small --url "$url"
-pb kv-redis-always --target redis --profile kv-small --url "redis://127.0.0.1:$redis_always_port"
-pb kv-redis-everysec --target redis --profile kv-small --url "redis://127.0.0.1:$redis_sec_port"
-pb kv-etcd --target etcd --profile kv-small --url "http://127.0.0.1:$etcd_port"
+pb kv-redis-always --target redis --profile kv-small --url "redis://127.0.0.1:$redis_always_port" \
+  --server-pid "$(real_pid "$redis_always_pid")"
+pb kv-redis-everysec --target redis --profile kv-small --url "redis://127.0.0.1:$redis_sec_port" \
+  --server-pid "$(real_pid "$redis_sec_pid")"
+pb kv-etcd --target etcd --profile kv-small --url "http://127.0.0.1:$etcd_port" \
+  --server-pid "$(real_pid "$etcd_pid")"
 stamp_kv=$(stamp)
 redis_version=$(redis-server --version | sed -n 's/.*v=\([0-9.]*\).*/\1/p')
 etcd_version=$(etcd --version 2>/dev/null | sed -n 's/^etcd Version: //p')
@@ -754,9 +766,9 @@ $(kv_row kv-redis-everysec "redis-server, appendfsync everysec" "up to 1 s of wr
 $(kv_row kv-etcd "etcd, JSON gateway" "WAL fsync per commit")
 
 CPU per operation over the timed window: the client's user + system time,
-and the server's where it reports it (\`process_cpu_seconds_total\` of
-\`pstorage serve\`; "-" for redis and etcd, whose CPU the tool does not read;
-the in-process store's CPU is all in the client column).
+and the server's (\`process_cpu_seconds_total\` of \`pstorage serve\`; for
+redis and etcd their process's time from /proc, \`--server-pid\`; the
+in-process store's CPU is all in the client column).
 
 ## 4. Data reduction on this machine's files
 

@@ -34,6 +34,7 @@ struct BenchOptions {
   std::string profile;            // oltp-4k | vdi-clone-boot | backup-seq-1m | kv-small | ""
   std::string volume;             // existing volume (rest/nbd); default: a new one, deleted after
   std::string data_dir;           // engine target; default a temporary directory, removed after
+  int server_pid = 0;             // a local server whose CPU to measure from /proc (any target)
 
   // Workload.
   std::string workload = "block";       // block | kv (set by kv-small)

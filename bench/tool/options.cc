@@ -1,4 +1,6 @@
 // Command line and profiles of `pstorage bench`.
+#include <unistd.h>
+
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -138,6 +140,9 @@ Status ApplyFlag(const std::string& flag, const std::string& value, BenchOptions
   } else if (flag == "--keys") {
     if (!ParseInt(value, 1, 100000000, &i)) return Bad(flag, value, "an integer 1..100000000");
     o->key_count = static_cast<uint64_t>(i);
+  } else if (flag == "--server-pid") {
+    if (!ParseInt(value, 1, INT32_MAX, &i)) return Bad(flag, value, "a process id");
+    o->server_pid = static_cast<int>(i);
   } else if (flag == "--interval") {
     if (!ParseDouble(value, &d) || d < 0.1 || d > 3600)
       return Bad(flag, value, "seconds 0.1..3600");
@@ -233,6 +238,11 @@ Status ValidateOptions(const BenchOptions& o) {
   if (o.target != "engine" && !o.data_dir.empty()) {
     return Status::InvalidArgument("--data-dir is for --target engine only");
   }
+  if (o.server_pid > 0 &&
+      access(("/proc/" + std::to_string(o.server_pid) + "/stat").c_str(), R_OK) != 0) {
+    return Status::InvalidArgument("--server-pid: no process " + std::to_string(o.server_pid) +
+                                   " on this machine");
+  }
   if (o.target == "engine" && !o.volume.empty()) {
     return Status::InvalidArgument("--volume is for --target rest or nbd");
   }
@@ -286,6 +296,8 @@ std::string Usage() {
       "  --json FILE            the result for machines (schema pstorage-bench/1)\n"
       "  --html FILE            a self-contained report with charts\n"
       "  --interval SECONDS     time-series resolution (default 1)\n"
+      "  --server-pid PID       a server on this machine whose CPU seconds to report (read\n"
+      "                         from /proc; pstorage serve reports its own through /metrics)\n"
       "  --quiet                no progress line (it is off anyway when stderr is not a terminal)\n"
       "\n"
       "profiles (explicit options override them):\n";

@@ -65,6 +65,7 @@ void WriteOptions(Writer& w, const BenchOptions& o) {
   Num(w, "zero_percent", o.zero_percent);
   U64(w, "value_bytes", o.value_bytes), U64(w, "keys", o.key_count);
   Num(w, "interval_s", o.interval_s);
+  U64(w, "server_pid", static_cast<uint64_t>(o.server_pid));
   w.EndObject();
 }
 
@@ -187,6 +188,7 @@ Result<BenchResult> FromJson(const std::string& text) {
     b.zero_percent = GetD(*o, "zero_percent");
     b.value_bytes = GetU(*o, "value_bytes"), b.key_count = GetU(*o, "keys");
     b.interval_s = GetD(*o, "interval_s", 1);
+    b.server_pid = static_cast<int>(GetU(*o, "server_pid"));
   }
   r.elapsed_s = GetD(d, "elapsed_s"), r.complete = GetB(d, "complete", true);
   r.error = GetS(d, "error");

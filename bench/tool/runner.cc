@@ -17,8 +17,10 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <mutex>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "bench/tool/bench.h"
@@ -36,6 +38,24 @@ double CpuSeconds() {
   getrusage(RUSAGE_SELF, &ru);
   auto secs = [](const timeval& tv) { return tv.tv_sec + tv.tv_usec / 1e6; };
   return secs(ru.ru_utime) + secs(ru.ru_stime);
+}
+
+// User + system CPU seconds of process `pid` from /proc/PID/stat; -1 when
+// it cannot be read (gone, not ours to see).
+double ProcessCpuSeconds(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t paren = text.rfind(')');  // the command name may contain spaces
+  if (paren == std::string::npos) return -1;
+  std::istringstream fields(text.substr(paren + 2));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && fields >> field; i++) {  // fields 14 and 15: utime, stime
+    if (i == 14) utime = std::strtoull(field.c_str(), nullptr, 10);
+    if (i == 15) stime = std::strtoull(field.c_str(), nullptr, 10);
+  }
+  if (!fields) return -1;
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 std::string NowIso() {
@@ -434,6 +454,7 @@ Result<BenchResult> Run(const BenchOptions& options, Target* target) {
   }
   if (Status s = target->AfterPrefill(); !s.ok()) return s;
   ServerMetrics at_start = fill ? target->Metrics() : before;
+  if (options.server_pid > 0) at_start.cpu_seconds = ProcessCpuSeconds(options.server_pid);
 
   Phase p;
   p.options = &options, p.target = target, p.data = &data;
@@ -463,6 +484,7 @@ Result<BenchResult> Run(const BenchOptions& options, Target* target) {
     result.error = p.error;
   }
   ServerMetrics after = target->Metrics();
+  if (options.server_pid > 0) after.cpu_seconds = ProcessCpuSeconds(options.server_pid);
   result.reduction = ReductionBetween(before, after);
   if (at_start.cpu_seconds >= 0 && after.cpu_seconds >= 0) {
     result.server_cpu_s = after.cpu_seconds - at_start.cpu_seconds;

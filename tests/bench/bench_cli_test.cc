@@ -190,9 +190,9 @@ TEST_F(BenchCliTest, RateLimitedServerIsWaitedOutAndReported) {
   ServerProcess s("bench-cli-limit", o);
   ASSERT_TRUE(s.Start());
   std::string json = dir_ + "/limited.json";
-  CmdResult r = Bench("--target rest --url http://127.0.0.1:" + std::to_string(s.port()) +
-                      " --api-key " + kTestKey +
-                      " --working-set 8m --queue-depth 2 --duration 1 --json " + json);
+  CmdResult r =
+      Bench("--target rest --url http://127.0.0.1:" + std::to_string(s.port()) + " --api-key " +
+            kTestKey + " --working-set 8m --queue-depth 2 --duration 1 --json " + json);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("throttled: "), std::string::npos) << r.output;
   rapidjson::Document d = ReadJson(json);
@@ -284,13 +284,18 @@ TEST_F(BenchCliTest, RedisAndEtcdPeers) {
                dir_ + " && for i in $(seq 100); do redis-cli -p " + std::to_string(port) +
                " ping >/dev/null 2>&1 && break; sleep 0.1; done");
     ASSERT_EQ(start.exit_code, 0) << start.output;
+    // Its CPU read from /proc, as the report does for the peers.
+    std::string pid = ReadFileText(pidfile);
+    pid.erase(pid.find_last_not_of(" \n") + 1);
     CmdResult r = Bench(
         "--target redis --profile kv-small --keys 300 --duration 1 --url redis://"
         "127.0.0.1:" +
-        std::to_string(port) + " --json " + dir_ + "/redis.json");
+        std::to_string(port) + " --server-pid " + pid + " --json " + dir_ + "/redis.json");
     RunCmd("kill $(cat " + pidfile + ")");
     ASSERT_EQ(r.exit_code, 0) << r.output;
-    ExpectCompleteRun(ReadJson(dir_ + "/redis.json"));
+    rapidjson::Document d = ReadJson(dir_ + "/redis.json");
+    ExpectCompleteRun(d);
+    EXPECT_GT(d["server_cpu_s"].GetDouble(), 0) << "redis did work during the run";
   }
   {
     int client = FreePort(), peer = FreePort();

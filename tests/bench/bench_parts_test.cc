@@ -126,6 +126,8 @@ TEST(BenchOptions, MalformedOptionsSayWhatIsWrong) {
   EXPECT_NE(ParseError({"--dedupe-ratio", "0.5"}).find("1..1000"), std::string::npos);
   EXPECT_NE(ParseError({"--quiet=yes"}).find("takes no value"), std::string::npos);
   EXPECT_NE(ParseError({"stray"}).find("unexpected argument 'stray'"), std::string::npos);
+  EXPECT_EQ(ParseError({"--server-pid", "2147483646"}),
+            "--server-pid: no process 2147483646 on this machine");
   Result<BenchOptions> help = Parse({"--help"});
   ASSERT_FALSE(help.ok());
   EXPECT_EQ(help.status().code(), Code::kFailedPrecondition);
