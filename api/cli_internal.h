@@ -151,6 +151,5 @@ int RunSnapshotRestore(Session& s, const Args& a);
 int RunWrite(Session& s, const Args& a);
 int RunRead(Session& s, const Args& a);
 
-std::string Base64Encode(std::string_view bytes);
 
 }  // namespace pstorage::api::cli

@@ -1,7 +1,7 @@
 // Block data: the seed's base64 JSON path (POST .../write, GET .../read) and
 // the raw path (PUT/GET .../data with application/octet-stream bodies and
 // HTTP Range support), which skips base64's third more bytes and the parse.
-#include "api/server/base64.h"
+#include "api/base64.h"
 #include "api/server/router.h"
 #include "api/server/services.h"
 

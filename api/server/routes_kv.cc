@@ -8,7 +8,7 @@
 // into Request::project_id.
 #include <algorithm>
 
-#include "api/server/base64.h"
+#include "api/base64.h"
 #include "api/server/projects.h"
 #include "api/server/router.h"
 #include "api/server/routes_kv_internal.h"

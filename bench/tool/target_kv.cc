@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "api/base64.h"
 #include "bench/tool/bench.h"
 #include "bench/tool/rest_api.h"
 #include "kv/kv.h"
@@ -88,7 +89,8 @@ class KvHttpSession : public Session {
   Status Put(const std::string& key, const std::string& value) override {
     Result<api::HttpResponse> r =
         etcd_ ? Send("POST", "/v3/kv/put",
-                     "{\"key\":\"" + Base64(key) + "\",\"value\":\"" + Base64(value) + "\"}")
+                     "{\"key\":\"" + api::Base64Encode(key) + "\",\"value\":\"" +
+                         api::Base64Encode(value) + "\"}")
               : Send("PUT", "/v1/keys/" + api::UrlEncode(key), "{\"value\":" + value + "}");
     if (!r.ok()) return r.status();
     if (r->status != 200 && r->status != 201) return Status::IoError(DescribeError(*r));
@@ -96,7 +98,7 @@ class KvHttpSession : public Session {
   }
   Status Get(const std::string& key, std::string* value) override {
     Result<api::HttpResponse> r =
-        etcd_ ? Send("POST", "/v3/kv/range", "{\"key\":\"" + Base64(key) + "\"}")
+        etcd_ ? Send("POST", "/v3/kv/range", "{\"key\":\"" + api::Base64Encode(key) + "\"}")
               : Send("GET", "/v1/keys/" + api::UrlEncode(key), "");
     if (!r.ok()) return r.status();
     if (r->status != 200) return Status::IoError(DescribeError(*r));
@@ -119,24 +121,6 @@ class KvHttpSession : public Session {
   Result<api::HttpResponse> Send(const char* method, const std::string& path,
                                  const std::string& body) {
     return RequestWithRetry(client_, method, path, body, headers_, &throttled);
-  }
-
-  static std::string Base64(const std::string& in) {
-    static const char kTable[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    size_t i = 0;
-    for (; i + 2 < in.size(); i += 3) {
-      uint32_t n = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
-      out += {kTable[n >> 18], kTable[(n >> 12) & 63], kTable[(n >> 6) & 63], kTable[n & 63]};
-    }
-    if (i + 1 == in.size()) {
-      uint32_t n = uint8_t(in[i]) << 16;
-      out += {kTable[n >> 18], kTable[(n >> 12) & 63], '=', '='};
-    } else if (i + 2 == in.size()) {
-      uint32_t n = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
-      out += {kTable[n >> 18], kTable[(n >> 12) & 63], kTable[(n >> 6) & 63], '='};
-    }
-    return out;
   }
 
   api::HttpClient client_;

@@ -4,7 +4,7 @@
 
 #include <set>
 
-#include "api/server/base64.h"
+#include "api/base64.h"
 #include "tests/api/server_harness.h"
 
 namespace pstorage::api::testing {

@@ -4,7 +4,7 @@
 
 #include <rapidjson/document.h>
 
-#include "api/server/base64.h"
+#include "api/base64.h"
 #include "api/server/http_types.h"
 #include "api/server/json.h"
 #include "api/server/openapi.h"

@@ -1,4 +1,4 @@
-#include "api/server/base64.h"
+#include "api/base64.h"
 
 #include <array>
 #include <cstdint>
