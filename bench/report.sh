@@ -191,13 +191,20 @@ gb() {
     END { if (!f) print 0 }' "$1"
 }
 
+# gbench NAME BINARY ARGS...: one Google Benchmark run (5 minutes at most),
+# its JSON in $tmp/NAME.json and its output in $tmp/NAME.log.
+gbench() {
+  local name=$1 bin=$2
+  shift 2
+  timeout -k 10 300 "$bin" "$@" --benchmark_out="$tmp/$name.json" --benchmark_out_format=json \
+    >"$tmp/$name.log" 2>&1 || { tail -n 20 "$tmp/$name.log" >&2; die "${bin##*/} failed"; }
+}
+
 # --- 1. Primitive ceilings (reduction_bench) -------------------------------------
 
 step "primitive ceilings and the engine's write and read path (reduction_bench, 3 repetitions)"
-timeout -k 10 300 "$reduction_bin" --benchmark_repetitions=3 \
-  --benchmark_report_aggregates_only=true --benchmark_out="$tmp/reduction.json" \
-  --benchmark_out_format=json >"$tmp/reduction.log" 2>&1 \
-  || { tail -n 20 "$tmp/reduction.log" >&2; die "reduction_bench failed"; }
+gbench reduction "$reduction_bin" --benchmark_repetitions=3 \
+  --benchmark_report_aggregates_only=true
 gbench_table "$tmp/reduction.json" >"$tmp/reduction.txt"
 stamp_primitives=$(stamp)
 rmed() { gb "$tmp/reduction.txt" "$1" median "${2:-items_per_second}"; }
@@ -216,19 +223,15 @@ timeout -k 10 300 "$waf_bin" --markdown >"$tmp/waf.md" 2>"$tmp/waf.err" \
 stamp_waf=$(stamp)
 
 step "flash device throughput (flash_bench)"
-timeout -k 10 300 "$flash_bin" --benchmark_min_time=0.5 --benchmark_out="$tmp/flash.json" \
-  --benchmark_out_format=json >"$tmp/flash.log" 2>&1 \
-  || { tail -n 20 "$tmp/flash.log" >&2; die "flash_bench failed"; }
+gbench flash "$flash_bin" --benchmark_min_time=0.5
 gbench_table "$tmp/flash.json" | sed 's|/real_time | |' >"$tmp/flash.txt"
 stamp_flash=$(stamp)
 
 # --- Journal, memory and recovery --------------------------------------------------
 
 step "journal group commit (journal_bench, 3 repetitions)"
-timeout -k 10 300 "$journal_bin" --benchmark_repetitions=3 \
-  --benchmark_report_aggregates_only=true --benchmark_out="$tmp/journal.json" \
-  --benchmark_out_format=json >"$tmp/journal.log" 2>&1 \
-  || { tail -n 20 "$tmp/journal.log" >&2; die "journal_bench failed"; }
+gbench journal "$journal_bin" --benchmark_repetitions=3 \
+  --benchmark_report_aggregates_only=true
 gbench_table "$tmp/journal.json" >"$tmp/journal.txt"
 stamp_journal=$(stamp)
 
